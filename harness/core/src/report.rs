@@ -1,0 +1,185 @@
+//! Reporters: a readable console table, JSON, and JUnit XML (quick-junit).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use serde_json::{Value, json};
+
+use crate::driver::{StepStatus, Trial, Verdict};
+use crate::runner::{RunReport, TrialResult};
+use crate::snapshot::Comparison;
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 1000.0 { format!("{:.2} s", ms / 1000.0) } else { format!("{ms:.0} ms") }
+}
+
+fn trial_name(t: Trial) -> &'static str {
+    match t {
+        Trial::Normal => "as written",
+        Trial::WithoutGrant => "without grant",
+    }
+}
+
+fn result_word(r: &TrialResult) -> &'static str {
+    if r.ignored() {
+        "ignored"
+    } else if !r.outcome.passed() {
+        "FAIL"
+    } else {
+        match &r.snapshot {
+            Some(Comparison::Differs { .. }) => "FAIL (snapshot)",
+            Some(Comparison::Missing(_)) => "pass (new snapshot)",
+            _ => "pass",
+        }
+    }
+}
+
+fn steps_cell(r: &TrialResult) -> String {
+    let steps: Vec<_> = r.outcome.steps.iter().filter(|s| s.id != "teardown").collect();
+    let ran = steps.iter().filter(|s| !matches!(s.status, StepStatus::Skipped(_))).count();
+    format!("{ran}/{}", steps.len())
+}
+
+/// The console table plus failure details and a summary line.
+pub fn console(report: &RunReport) -> String {
+    let mut out = String::new();
+    let width = report.results.iter().map(|r| r.outcome.scenario_id.len()).max().unwrap_or(8).max(8);
+    let _ = writeln!(out, "{:<width$}  {:<13}  {:>5}  {:<19}  {:>8}", "scenario", "trial", "steps", "result", "time");
+    let _ = writeln!(out, "{}", "-".repeat(width + 55));
+    for r in &report.results {
+        let o = &r.outcome;
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<13}  {:>5}  {:<19}  {:>8}",
+            o.scenario_id,
+            trial_name(o.trial),
+            steps_cell(r),
+            result_word(r),
+            ms(o.duration)
+        );
+    }
+    for r in &report.results {
+        if let Some(f) = r.outcome.failure_report() {
+            let _ = writeln!(out, "\n{f}");
+        }
+        if r.outcome.passed() {
+            if let Some(Comparison::Differs { path, diff }) = &r.snapshot {
+                let _ = writeln!(
+                    out,
+                    "\n{} differs from its snapshot {} (- stored, + this run):\n{diff}  review: cargo insta review   rerun: {}",
+                    r.outcome.trial_name(),
+                    path.display(),
+                    r.outcome.rerun_command()
+                );
+            }
+        }
+        if let Verdict::Unavailable(why) = &r.outcome.verdict {
+            let _ = writeln!(out, "\n{} ignored: {why}", r.outcome.trial_name());
+        }
+    }
+    let scenarios = report.results.iter().filter(|r| r.outcome.trial == Trial::Normal).count();
+    let necessity = report.results.len() - scenarios;
+    let _ = writeln!(
+        out,
+        "\n{} scenarios and {} grant-necessity trials on the {} backend in {}",
+        scenarios,
+        necessity,
+        report.backend,
+        ms(report.wall_time)
+    );
+    let mut summary = format!("{} passed, {} failed", report.passed(), report.failed());
+    if report.ignored() > 0 {
+        let _ = write!(summary, ", {} skipped", report.ignored());
+    }
+    let _ = writeln!(out, "{summary}");
+    out
+}
+
+/// Machine-readable report.
+pub fn json(report: &RunReport) -> Value {
+    let results: Vec<Value> = report
+        .results
+        .iter()
+        .map(|r| {
+            let o = &r.outcome;
+            let failure = match &o.verdict {
+                Verdict::Failed(f) => json!({
+                    "step": f.step_index + 1, "step_id": f.step_id, "kind": f.step_kind,
+                    "location": f.location, "message": f.message,
+                    "mismatches": f.mismatches.iter().map(|m| json!({"what": m.what, "expected": m.expected, "actual": m.actual})).collect::<Vec<_>>(),
+                    "rerun": o.rerun_command(),
+                }),
+                _ => Value::Null,
+            };
+            json!({
+                "scenario": o.scenario_id,
+                "backend": o.backend.to_string(),
+                "trial": match o.trial { Trial::Normal => "normal", Trial::WithoutGrant => "without-grant" },
+                "result": result_word(r),
+                "passed": r.passed(),
+                "duration_ms": o.duration.as_secs_f64() * 1000.0,
+                "snapshot": match &r.snapshot {
+                    None => Value::Null,
+                    Some(Comparison::Matches) => json!("matches"),
+                    Some(Comparison::Missing(p)) => json!({"missing": p.display().to_string()}),
+                    Some(Comparison::Differs { path, diff }) => json!({"differs": path.display().to_string(), "diff": diff}),
+                },
+                "teardown_error": o.teardown_error,
+                "failure": failure,
+                "steps": o.steps.iter().map(|s| json!({
+                    "id": s.id, "kind": s.kind, "location": s.location,
+                    "status": match &s.status { StepStatus::Passed => "passed".to_string(), StepStatus::Failed => "failed".to_string(), StepStatus::Skipped(w) => format!("skipped: {w}") },
+                    "requests": s.exchanges.len(),
+                    "duration_ms": s.duration.as_secs_f64() * 1000.0,
+                    "propagation_wait_ms": s.propagation_wait.map(|d| d.as_secs_f64() * 1000.0),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "backend": report.backend,
+        "passed": report.passed(),
+        "failed": report.failed(),
+        "ignored": report.ignored(),
+        "wall_time_ms": report.wall_time.as_secs_f64() * 1000.0,
+        "results": results,
+    })
+}
+
+/// JUnit XML, one test case per trial.
+pub fn junit(report: &RunReport) -> String {
+    let mut suite = TestSuite::new(format!("mic::{}", report.backend));
+    for r in &report.results {
+        let o = &r.outcome;
+        let status = if r.ignored() {
+            let mut s = TestCaseStatus::skipped();
+            if let Verdict::Unavailable(why) = &o.verdict {
+                s.set_message(why.clone());
+            }
+            s
+        } else if r.passed() {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let text = o.failure_report().or_else(|| match &r.snapshot {
+                Some(Comparison::Differs { diff, .. }) => Some(format!("snapshot differs:\n{diff}")),
+                _ => None,
+            });
+            s.set_message(result_word(r));
+            if let Some(t) = text {
+                s.set_description(t);
+            }
+            s
+        };
+        let mut case = TestCase::new(o.trial_name(), status);
+        case.set_classname(o.scenario_id.split('/').next().unwrap_or("misc").to_string());
+        case.set_time(o.duration);
+        suite.add_test_case(case);
+    }
+    let mut rep = Report::new("mic");
+    rep.set_time(report.wall_time);
+    rep.add_test_suite(suite);
+    rep.to_string().unwrap_or_default()
+}
