@@ -223,6 +223,7 @@ const UAI_API: &str = "2018-11-30";
 const VM_API: &str = "2018-06-01";
 const STORAGE_API: &str = "2023-05-01";
 const AUTHZ_API: &str = "2022-04-01";
+const WEB_API: &str = "2022-03-01";
 
 struct Run<'a> {
     env: &'a dyn Environment,
@@ -605,6 +606,25 @@ impl<'a> Run<'a> {
                 let patch = self.arm("PATCH", &path, &api, Some(&json!({"identity": identity})), record).await?;
                 if !Self::response(record, patch)?.is_success() {
                     record.primary = Some(patch);
+                    return Ok(None);
+                }
+                let get = self.arm("GET", &path, &api, None, record).await?;
+                record.primary = Some(get);
+                let body = Self::response(record, get)?.json().unwrap_or(Value::Null);
+                self.hosts.insert(step.id.value.clone(), path.clone());
+                Ok(Some(identity_outputs(&path, &name, &body)))
+            }
+            ProvisionKind::AppService => {
+                let name = self.str_field(step, "name")?.unwrap_or_else(|| self.scenario.host.name.clone());
+                let rg = self.req_field(step, "resource_group")?;
+                let system = step.fields.bool("system_assigned").unwrap_or(self.scenario.host.system_assigned);
+                let users = self.list_field(step, "user_assigned")?;
+                let api = api.unwrap_or_else(|| WEB_API.to_string());
+                let path = format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Web/sites/{name}");
+                let body = json!({"location": location, "kind": "app", "identity": identity_body(&api, system, &users, &[]), "properties": {}});
+                let put = self.arm("PUT", &path, &api, Some(&body), record).await?;
+                if !Self::response(record, put)?.is_success() {
+                    record.primary = Some(put);
                     return Ok(None);
                 }
                 let get = self.arm("GET", &path, &api, None, record).await?;

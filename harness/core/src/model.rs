@@ -332,6 +332,7 @@ keyed_enum! {
         VmIdentity => "vm_identity",
         VmssIdentity => "vmss_identity",
         StorageAccount => "storage_account",
+        AppService => "app_service",
     }
 }
 

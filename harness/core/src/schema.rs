@@ -251,6 +251,20 @@ pub const KINDS: &[KindSpec] = &[
         outputs: &["id", "name", "body.*"],
     },
     KindSpec {
+        phase: Phase::Provision,
+        key: "app_service",
+        doc: "PUT an App Service site (Microsoft.Web/sites) with a system-assigned identity; its code sees IDENTITY_ENDPOINT and IDENTITY_HEADER.",
+        fields: &[
+            opt("name", Str, "Site name (default: `host.name`)."),
+            RG,
+            LOC,
+            opt("system_assigned", Bool, "Enable the system-assigned identity (default: `host.system_assigned`)."),
+            opt("user_assigned", StrList, "Resource ids of user-assigned identities to attach."),
+            API,
+        ],
+        outputs: &["id", "name", "identity.principal_id", "identity.tenant_id", "identity.type", "identity.*", "body.*"],
+    },
+    KindSpec {
         phase: Phase::Grant,
         key: "role_assignment",
         doc: "Look the role up by name (GET roleDefinitions?$filter=roleName eq '...') and PUT a role assignment at the scope.",
