@@ -198,6 +198,19 @@ pub trait Environment: Send + Sync {
         Duration::ZERO
     }
 
+    /// Tags every resource group the driver creates carries (live: run id and `DeleteAfter`,
+    /// so that `mic sweep` can find what an interrupted run left behind).
+    fn resource_group_tags(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Called with a resource's ARM id *before* the request that creates it is sent (live:
+    /// writes the id to the ledger).
+    fn before_create(&self, resource_id: &str) -> Result<(), BackendError> {
+        let _ = resource_id;
+        Ok(())
+    }
+
     /// Upper bound on one wait between polls of a long-running operation.
     fn max_poll_interval(&self) -> Duration {
         Duration::from_secs(30)

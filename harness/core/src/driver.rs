@@ -467,6 +467,9 @@ impl<'a> Run<'a> {
         record: &mut StepRecord,
     ) -> Result<usize, StepError> {
         let token = self.deployer_token().await?;
+        if method == "PUT" {
+            self.env.before_create(path).map_err(|e| StepError(e.to_string()))?;
+        }
         let ep = self.env.endpoints();
         let sep = if path.contains('?') { '&' } else { '?' };
         let url = format!("{}{path}{sep}api-version={api_version}", ep.arm);
@@ -534,7 +537,12 @@ impl<'a> Run<'a> {
                 let name = self.req_field(step, "name")?;
                 let path = format!("{sub}/resourcegroups/{name}");
                 self.created_groups.push(name.clone());
-                let i = self.arm("PUT", &path, api.as_deref().unwrap_or(RG_API), Some(&json!({"location": location})), record).await?;
+                let mut body = json!({"location": location});
+                let tags = self.env.resource_group_tags();
+                if !tags.is_empty() {
+                    body["tags"] = tags.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<_, _>>().into();
+                }
+                let i = self.arm("PUT", &path, api.as_deref().unwrap_or(RG_API), Some(&body), record).await?;
                 record.primary = Some(i);
                 let body = Self::response(record, i)?.json().unwrap_or(Value::Null);
                 Ok(Some(json!({
