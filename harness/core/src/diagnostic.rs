@@ -246,11 +246,20 @@ where
 
 /// `` `a`, `b` and `c` `` for notes listing valid names.
 pub fn list_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    join_names(names, "and")
+}
+
+/// `` `a`, `b` or `c` `` for "expected one of".
+pub fn list_alternatives<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    join_names(names, "or")
+}
+
+fn join_names<'a>(names: impl IntoIterator<Item = &'a str>, conj: &str) -> String {
     let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
     match names.len() {
         0 => String::new(),
         1 => names[0].clone(),
-        n => format!("{} and {}", names[..n - 1].join(", "), names[n - 1]),
+        n => format!("{} {conj} {}", names[..n - 1].join(", "), names[n - 1]),
     }
 }
 
@@ -276,8 +285,8 @@ pub fn render_all(diags: &[Diagnostic], color: bool) -> String {
     }
     let mut out = String::new();
     for d in diags {
-        out.push_str(&d.render_long(color));
-        out.push('\n');
+        out.push_str(d.render_long(color).trim_end());
+        out.push_str("\n\n");
     }
     let mut files: Vec<&std::path::Path> = diags.iter().map(|d| d.file.path.as_path()).collect();
     files.sort();

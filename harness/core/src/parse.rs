@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use toml_span::value::{Key, Table, Value, ValueInner};
 
-use crate::diagnostic::{Diagnostic, list_names, suggest};
+use crate::diagnostic::{Diagnostic, list_alternatives, list_names, suggest};
 use crate::model::{
     Article, BackendKind, Expect, Field, FieldValue, Fields, Host, HostKind, Os, Phase, Scenario,
     SourceFile, Span, Spanned, Step, StepKind, Template,
@@ -456,10 +456,17 @@ impl Parser {
             span.end = span.start;
         }
         let (label, help): (String, Option<String>) = match &e.kind {
-            K::UnquotedString => (
-                "string is not quoted".into(),
-                Some("strings must be quoted: `kind = \"vm\"`".into()),
-            ),
+            K::UnquotedString => {
+                let word = self
+                    .text()
+                    .get(span.start..span.end)
+                    .unwrap_or("...")
+                    .to_string();
+                (
+                    "string is not quoted".into(),
+                    Some(format!("strings must be quoted: `\"{word}\"`")),
+                )
+            }
             K::UnterminatedString => (
                 "this string is never closed".into(),
                 Some("add the closing quote".into()),
@@ -487,14 +494,11 @@ impl Parser {
             K::DuplicateKey { first, .. } | K::DuplicateTable { first, .. } => Some(sp(*first)),
             _ => None,
         };
-        let mut d = Diagnostic::new(
-            "E0001",
-            format!("invalid TOML: {e}"),
-            &self.file,
-            span,
-            label,
-        )
-        .with_help_opt(help);
+        let message = match &e.kind {
+            K::UnquotedString => "invalid TOML: a string value without quotes".to_string(),
+            _ => format!("invalid TOML: {e}"),
+        };
+        let mut d = Diagnostic::new("E0001", message, &self.file, span, label).with_help_opt(help);
         if let Some(f) = first {
             d = d.with_secondary(f, "first defined here");
         }
@@ -544,7 +548,7 @@ impl Parser {
                             "`{other}` belongs in a step: put it after a `[[step]]` line"
                         ));
                     } else {
-                        self.unknown_key("E0101", "the top level", k, &top_names);
+                        self.unknown_key("E0101", "", k, &top_names);
                     }
                 }
             }
@@ -806,7 +810,7 @@ impl Parser {
             Some(sug) => d.help = Some(format!("did you mean `{sug}`?")),
             None => d.notes.push(format!(
                 "expected one of {}",
-                list_names(valid.iter().copied())
+                list_alternatives(valid.iter().copied())
             )),
         }
     }
@@ -1134,6 +1138,23 @@ impl Parser {
         }
         let map = self.offset_map(s, v);
         let method_span = map.span(Span::new(lead, lead + method_len));
+        let upper = method.to_ascii_uppercase();
+        let method = if METHODS.contains(&method) || !METHODS.contains(&upper.as_str()) {
+            method
+        } else {
+            // Recover, so the URL's references are still checked.
+            self.diags.push(
+                Diagnostic::new(
+                    "E0122",
+                    format!("HTTP method `{method}` must be upper case"),
+                    &self.file,
+                    method_span,
+                    "lower-case method",
+                )
+                .with_help(format!("write `{upper}`")),
+            );
+            upper.as_str()
+        };
         if !METHODS.contains(&method) {
             let looks_like_url =
                 method.contains("://") || method.starts_with("${") || method.starts_with('/');
@@ -1146,15 +1167,6 @@ impl Parser {
                     "this is the URL",
                 )
                 .with_help(format!("start with a method: `call = \"GET {method}\"`"))
-            } else if METHODS.contains(&method.to_ascii_uppercase().as_str()) {
-                Diagnostic::new(
-                    "E0122",
-                    format!("HTTP method `{method}` must be upper case"),
-                    &self.file,
-                    method_span,
-                    "lower-case method",
-                )
-                .with_help(format!("write `{}`", method.to_ascii_uppercase()))
             } else {
                 let d = Diagnostic::new(
                     "E0122",
