@@ -123,8 +123,7 @@ fn example(name: &str, ty: FieldType) -> String {
         "file" => "\"004_68e52737ddb40452.txt\"",
         "kind" => "\"vm\"",
         "os" => "\"linux\"",
-        "name" => "\"myVM\"",
-        "vm" => "\"myVM\"",
+        "name" | "vm" => "\"myVM\"",
         "vmss" => "\"myVMSS\"",
         _ => match ty {
             FieldType::Str => "\"...\"",
@@ -529,7 +528,7 @@ impl Parser {
                         .plain_str_list("tags", v)
                         .into_iter()
                         .map(|s| s.value)
-                        .collect()
+                        .collect();
                 }
                 "host" => host = self.host(v),
                 "step" => steps = self.steps(v),
@@ -722,7 +721,7 @@ impl Parser {
                     a.file = self
                         .plain_str("file", v)
                         .map(|s| s.value)
-                        .unwrap_or_default()
+                        .unwrap_or_default();
                 }
                 "lines" => a.lines = self.lines("lines", v),
                 "sections" => {
@@ -730,7 +729,7 @@ impl Parser {
                         .plain_str_list("sections", v)
                         .into_iter()
                         .map(|s| s.value)
-                        .collect()
+                        .collect();
                 }
                 _ => self.unknown_key("E0104", "`[article]`", k, &names),
             }
@@ -779,10 +778,10 @@ impl Parser {
                     h.name = self
                         .plain_str("name", v)
                         .map(|s| s.value)
-                        .unwrap_or_default()
+                        .unwrap_or_default();
                 }
                 "system_assigned" => {
-                    h.system_assigned = self.bool("system_assigned", v).unwrap_or(false)
+                    h.system_assigned = self.bool("system_assigned", v).unwrap_or(false);
                 }
                 "user_assigned" => {
                     h.user_assigned = self
@@ -864,37 +863,35 @@ impl Parser {
 
         // id first: unresolved steps still need it.
         let mut id = Spanned::new(format!("step-{n}"), head);
-        if let Some((_, v)) = all.iter().find(|(k, _)| k.name == "id") {
-            if let Some(s) = self.plain_str("id", v) {
-                if let Some(c) = s
-                    .value
-                    .chars()
-                    .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-                {
-                    let vspan = self.full_span(v);
-                    self.diag(
-                        "E0126",
-                        format!("step id `{}` contains `{c}`", s.value),
-                        vspan,
-                        "references could not name this step",
-                    )
-                    .help =
-                        Some("step ids are letters, digits, `_` and `-`, e.g. `read-rg`".into());
-                } else if s.value.is_empty() {
-                    let vspan = self.full_span(v);
-                    self.diag(
-                        "E0126",
-                        "empty step id",
-                        vspan,
-                        "references could not name this step",
-                    )
-                    .help = Some(
-                        "give the step a name such as `vm`, or remove `id` to use the default"
-                            .into(),
-                    );
-                }
-                id = s;
+        if let Some((_, v)) = all.iter().find(|(k, _)| k.name == "id")
+            && let Some(s) = self.plain_str("id", v)
+        {
+            if let Some(c) = s
+                .value
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+            {
+                let vspan = self.full_span(v);
+                self.diag(
+                    "E0126",
+                    format!("step id `{}` contains `{c}`", s.value),
+                    vspan,
+                    "references could not name this step",
+                )
+                .help = Some("step ids are letters, digits, `_` and `-`, e.g. `read-rg`".into());
+            } else if s.value.is_empty() {
+                let vspan = self.full_span(v);
+                self.diag(
+                    "E0126",
+                    "empty step id",
+                    vspan,
+                    "references could not name this step",
+                )
+                .help = Some(
+                    "give the step a name such as `vm`, or remove `id` to use the default".into(),
+                );
             }
+            id = s;
         }
 
         let phase_entries: Vec<(Phase, &Key<'_>, &Value<'_>)> = all
@@ -994,7 +991,7 @@ impl Parser {
                 "lines" => step.doc_lines = self.lines("lines", v),
                 "expect" => step.expect = self.expect("expect", v),
                 "denied_without_grant" => {
-                    step.denied_without_grant = self.expect("denied_without_grant", v)
+                    step.denied_without_grant = self.expect("denied_without_grant", v);
                 }
                 "snapshot" => step.snapshot = self.bool("snapshot", v),
                 _ => {
@@ -1207,8 +1204,9 @@ impl Parser {
     // ---------------------------------------------------------------------------------------
     // expectations
 
-    fn expect(&mut self, what: &str, v: &Value<'_>) -> Option<Expect> {
-        let ValueInner::Table(t) = v.as_ref() else {
+    fn expect(&mut self, what: &str, value: &Value<'_>) -> Option<Expect> {
+        let v = value;
+        let ValueInner::Table(table) = v.as_ref() else {
             let span = self.full_span(v);
             self.diag(
                 "E0121",
@@ -1227,14 +1225,14 @@ impl Parser {
             span: sp(v.span),
             ..Expect::default()
         };
-        for (k, val) in entries(t) {
+        for (k, val) in entries(table) {
             let key = k.name.as_ref();
             match key {
                 "status" => {
                     if let ValueInner::Integer(n) = val.as_ref() {
                         match u16::try_from(*n) {
                             Ok(s) if (100..=599).contains(&s) => {
-                                e.status = Some(Spanned::new(s, sp(val.span)))
+                                e.status = Some(Spanned::new(s, sp(val.span)));
                             }
                             _ => {
                                 let span = self.full_span(val);
