@@ -325,6 +325,9 @@ mod tests {
     #[case::past_end("ab\ncd\n", 99, (3, 1))]
     #[case::empty("", 0, (1, 1))]
     #[case::crlf("a\r\nb", 3, (2, 1))]
+    #[case::chars_not_bytes("é=1", 2, (1, 2))]
+    #[case::inside_a_char("é", 1, (1, 1))]
+    #[case::after_multibyte_line("ü\nx", 3, (2, 1))]
     fn line_col(#[case] text: &str, #[case] offset: usize, #[case] want: (usize, usize)) {
         assert_eq!(file(text).line_col(offset), want);
     }

@@ -1352,3 +1352,160 @@ impl Parser {
         Some(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ProvisionKind, TokenSource};
+    use rstest::rstest;
+
+    const REAL: &str = include_str!("../../../scenarios/arm/linux-vm-system-assigned.toml");
+
+    fn parse(text: &str) -> Result<Scenario, Vec<Diagnostic>> {
+        parse_str("x.toml", text.to_string())
+    }
+
+    fn codes(text: &str) -> Vec<&'static str> {
+        parse_lenient("x.toml", text.to_string())
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect()
+    }
+
+    #[test]
+    fn real_scenario_model() {
+        let s = parse(REAL).expect("valid");
+        assert_eq!(s.id.value, "arm/linux-vm-system-assigned");
+        assert_eq!(
+            &REAL[s.id.span.start..s.id.span.end],
+            "arm/linux-vm-system-assigned"
+        );
+        assert_eq!(s.article.lines, Some((438, 572)));
+        assert_eq!(s.backends, BackendKind::ALL.to_vec());
+        assert!(s.host.system_assigned);
+        let ids: Vec<&str> = s.steps.iter().map(|s| s.id.value.as_str()).collect();
+        assert_eq!(ids, ["rg", "vm", "grant", "token", "read-rg"]);
+        assert_eq!(
+            s.steps[1].kind.value,
+            StepKind::Provision(ProvisionKind::Vm)
+        );
+        assert_eq!(
+            &REAL[s.steps[1].kind.span.start..s.steps[1].kind.span.end],
+            "provision = \"vm\""
+        );
+        assert_eq!(s.steps[1].doc_lines, Some((454, 454)));
+        assert_eq!(
+            s.steps[3].kind.value,
+            StepKind::FetchToken(TokenSource::Imds)
+        );
+        let expect = s.steps[3].expect.as_ref().expect("expect");
+        assert_eq!(expect.status.as_ref().map(|s| s.value), Some(200));
+        let json: Vec<&str> = expect.json.iter().map(|(k, _)| k.value.as_str()).collect();
+        assert_eq!(json, ["token_type", "resource"], "file order kept");
+        assert_eq!(expect.json_types.len(), 2);
+        let call = &s.steps[4];
+        let StepKind::Call { method, url } = &call.kind.value else {
+            panic!("call")
+        };
+        assert_eq!(method, "GET");
+        // Every reference span is exactly the text inside `${}` in the file.
+        for r in url.references() {
+            assert_eq!(&REAL[r.span.start..r.span.end], r.dotted());
+        }
+        assert_eq!(url.references().count(), 3);
+        let denied = call.denied_without_grant.as_ref().expect("denied");
+        assert_eq!(denied.status.as_ref().map(|s| s.value), Some(403));
+        assert_eq!(
+            denied.code.as_ref().map(|c| c.raw.as_str()),
+            Some("AuthorizationFailed")
+        );
+        assert_eq!(call.fields.template_table("headers")[0].0, "Authorization");
+    }
+
+    #[test]
+    fn reference_spans_survive_escapes() {
+        let text = REAL.replace(
+            "name = \"DevTest-${run_id}\"",
+            "name = \"D\\u00e9v\\\"Test-${run_id}\"",
+        );
+        let s = parse(&text).expect("valid");
+        let t = s.steps[0].fields.template("name").expect("name");
+        let r = t.references().next().expect("ref");
+        assert_eq!(&text[r.span.start..r.span.end], "run_id");
+    }
+
+    #[test]
+    fn default_step_id() {
+        let text = REAL
+            .replace("id = \"rg\"\n", "")
+            .replace("${rg.", "${step-1.");
+        let s = parse(&text).expect("valid");
+        assert_eq!(s.steps[0].id.value, "step-1");
+    }
+
+    #[rstest]
+    #[case::range("\"438-572\"", Some((438, 572)))]
+    #[case::single("\"454\"", Some((454, 454)))]
+    #[case::spaces("\" 3 - 4 \"", Some((3, 4)))]
+    #[case::reversed("\"9-3\"", None)]
+    #[case::zero("\"0\"", None)]
+    #[case::words("\"intro\"", None)]
+    #[case::integer("454", None)]
+    fn lines(#[case] value: &str, #[case] want: Option<(u32, u32)>) {
+        let text = REAL.replace("lines = \"454\"", &format!("lines = {value}"));
+        let parsed = parse_lenient("x.toml", text);
+        let s = parsed.scenario.expect("scenario");
+        assert_eq!(s.steps[1].doc_lines, want);
+        assert_eq!(parsed.diagnostics.is_empty(), want.is_some());
+    }
+
+    #[rstest]
+    #[case::all_problems_at_once(
+        &[("name = \"DevTest", "nmae = \"DevTest"), ("os = \"linux\"", "os = \"linnux\""), ("status = 403", "status = 4030")],
+        &["E0125", "E0120", "E0102", "E0126"]
+    )]
+    #[case::phase_key_wrong_type(&[("provision = \"vm\"", "provision = 3")], &["E0121"])]
+    #[case::kind_of_other_phase(&[("provision = \"vm\"", "provision = \"imds\"")], &["E0110"])]
+    #[case::call_without_method(&[("call = \"GET ", "call = \"")], &["E0122"])]
+    #[case::call_without_url(&[("call = \"GET ${arm}/subscriptions/${subscription_id}/resourceGroups/${rg.name}?api-version=2016-09-01\"", "call = \"GET\"")], &["E0122"])]
+    #[case::unknown_method(&[("call = \"GET ", "call = \"FETCH ")], &["E0122"])]
+    #[case::bad_step_id(&[("id = \"rg\"", "id = \"r.g\"")], &["E0126"])]
+    #[case::missing_top_level(&[("title = ", "# title = ")], &["E0120"])]
+    #[case::step_field_at_top_level(&[("title = ", "provision = \"vm\"\ntitle = ")], &["E0101"])]
+    #[case::expectation_at_step_level(&[("lines = \"454\"", "status = 200")], &["E0102"])]
+    #[case::empty_backends(&[("title = ", "backends = []\ntitle = ")], &["E0126"])]
+    #[case::bad_scenario_id(&[("arm/linux-vm-system-assigned", "Linux VM")], &["E0126"])]
+    #[case::missing_format(&[("format", "# format")], &["E0120"])]
+    #[case::string_list_item_type(&[("sections = [\"Use", "sections = [1, \"Use")], &["E0121"])]
+    #[case::template_errors_in_json(&[("name = \"${rg.name}\"", "name = \"${rg name}${}\"")], &["E0132", "E0131"])]
+    fn problems(#[case] edits: &[(&str, &str)], #[case] want: &[&str]) {
+        let mut text = REAL.to_string();
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from}");
+            text = text.replacen(from, to, 1);
+        }
+        assert_eq!(codes(&text), want, "{text}");
+    }
+
+    #[test]
+    fn step_must_be_an_array_of_tables() {
+        let text = REAL[..REAL.find("[[step]]").expect("steps")].to_string()
+            + "[step]\nprovision = \"vm\"\nresource_group = \"x\"\n";
+        assert_eq!(
+            codes(&text),
+            ["E0121"],
+            "{}",
+            crate::diagnostic::render_all(&parse_lenient("x", text.clone()).diagnostics, false)
+        );
+        let text = REAL[..REAL.find("[[step]]").expect("steps")].to_string();
+        assert_eq!(codes(&("step = [1]\n".to_string() + &text)), ["E0121"]);
+        assert_eq!(codes(&text), ["E0120"], "no steps at all");
+    }
+
+    #[test]
+    fn comments_only_file_is_empty() {
+        assert_eq!(codes("# nothing\n\n"), ["E0002"]);
+        assert_eq!(codes("\n"), ["E0002"]);
+    }
+}

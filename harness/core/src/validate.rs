@@ -510,3 +510,75 @@ impl<'a> Validator<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::check_str;
+    use rstest::rstest;
+
+    const REAL: &str = include_str!("../../../scenarios/arm/linux-vm-system-assigned.toml");
+
+    /// Apply edits to the real scenario and return the codes of all diagnostics.
+    fn codes(edits: &[(&str, &str)]) -> Vec<&'static str> {
+        let mut text = REAL.to_string();
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from}");
+            text = text.replacen(from, to, 1);
+        }
+        match check_str("x.toml", text) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.iter().map(|d| d.code).collect(),
+        }
+    }
+
+    #[rstest]
+    #[case::valid(&[], &[])]
+    #[case::self_reference(&[("name = \"DevTest-${run_id}\"", "name = \"DevTest-${rg.name}\"")], &["E0203"])]
+    #[case::unknown_step(&[("${rg.id}", "${rgg.id}")], &["E0202"])]
+    #[case::unknown_root_no_suggestion(&[("${rg.id}", "${zzzzzz.id}")], &["E0202"])]
+    #[case::missing_output_name(&[("${rg.id}", "${rg}")], &["E0205"])]
+    #[case::token_alone_is_fine(&[("Bearer ${token.access_token}", "Bearer ${token}")], &[])]
+    #[case::body_paths_are_open(&[("${rg.id}", "${rg.body.properties.anything.0}")], &[])]
+    #[case::builtin_with_field(&[("${arm}", "${arm.url}")], &["E0205"])]
+    #[case::builtin_group_field(&[("${run_id}", "${deployer.objectid}")], &["E0205"])]
+    #[case::builtin_group_bare(&[("${run_id}", "${deployer}")], &["E0205"])]
+    #[case::builtin_group_ok(&[("${run_id}", "${host.name}")], &[])]
+    #[case::step_shadows_builtin(&[("id = \"read-rg\"", "id = \"host\"")], &["E0210"])]
+    #[case::token_field_later(&[("headers = { Authorization = \"Bearer ${token.access_token}\" }", "token = \"token2\""), ("code = \"AuthorizationFailed\" }\n", "code = \"AuthorizationFailed\" }\n\n[[step]]\nid = \"token2\"\nfetch_token = \"imds\"\nresource = \"x\"\n")], &["E0204"])]
+    #[case::output_path_typo(&[("${rg.id}", "${rg.nmae}")], &["E0205"])]
+    #[case::token_field_ok(&[("headers = { Authorization = \"Bearer ${token.access_token}\" }", "token = \"token\"")], &[])]
+    #[case::token_field_unknown(&[("headers = { Authorization = \"Bearer ${token.access_token}\" }", "token = \"tokn\"")], &["E0202"])]
+    #[case::token_field_reference(&[("headers = { Authorization = \"Bearer ${token.access_token}\" }", "token = \"${token.access_token}\"")], &["E0209"])]
+    #[case::host_field_ok(&[("resource = \"https://management.azure.com/\"", "resource = \"https://management.azure.com/\"\nhost = \"vm\"")], &[])]
+    #[case::host_field_wrong_kind(&[("resource = \"https://management.azure.com/\"", "resource = \"https://management.azure.com/\"\nhost = \"rg\"")], &["E0209"])]
+    #[case::role_case_insensitive(&[("role = \"Reader\"", "role = \"reader\"")], &[])]
+    #[case::role_unknown_no_suggestion(&[("role = \"Reader\"", "role = \"Global Administrator\"")], &["E0206"])]
+    #[case::role_reference_not_checked(&[("role = \"Reader\"", "role = \"${host.name}\"")], &[])]
+    #[case::denied_without_grants(&[("grant = \"role_assignment\"\nrole = \"Reader\"\nprincipal = \"${vm.identity.principal_id}\"\nscope = \"${rg.id}\"\n", "call = \"GET ${arm}\"\n")], &["E0211"])]
+    #[case::unresolved_step_not_cascading(&[("provision = \"vm\"", "provision = \"vmm\"")], &["E0110"])]
+    #[case::unresolved_grant_not_cascading(&[("grant = \"role_assignment\"", "grant = \"role\"")], &["E0110"])]
+    #[case::all_at_once(&[("${rg.id}", "${rgg.id}"), ("role = \"Reader\"", "role = \"Reeder\""), ("id = \"read-rg\"", "id = \"vm\"")], &["E0206", "E0202", "E0201"])]
+    fn checks(#[case] edits: &[(&str, &str)], #[case] want: &[&str]) {
+        assert_eq!(codes(edits), want);
+    }
+
+    #[test]
+    fn suggestions_name_the_right_thing() {
+        let text = REAL.replacen("${rg.id}", "${rgg.id}", 1);
+        let d = check_str("x.toml", text).expect_err("invalid");
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `rg`?"));
+        let text = REAL.replacen(
+            "${vm.identity.principal_id}",
+            "${vm.identiy.principal_id}",
+            1,
+        );
+        let d = check_str("x.toml", text).expect_err("invalid");
+        assert_eq!(
+            d[0].help.as_deref(),
+            Some("did you mean `${vm.identity.principal_id}`?")
+        );
+        let text = REAL.replacen("${rg.id}", "${rg.nmae}", 1);
+        let d = check_str("x.toml", text).expect_err("invalid");
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `${rg.name}`?"));
+    }
+}
