@@ -405,12 +405,12 @@ impl Parser {
     ) {
         let name = k.name.as_ref();
         let suggestion = suggest(name, valid.iter().copied());
-        let d = self.diag(
-            code,
-            format!("unknown key `{name}` in {where_}"),
-            sp(k.span),
-            "unknown key",
-        );
+        let message = if where_.is_empty() {
+            format!("unknown top-level key `{name}`")
+        } else {
+            format!("unknown key `{name}` in {where_}")
+        };
+        let d = self.diag(code, message, sp(k.span), "unknown key");
         match suggestion {
             Some(s) => d.help = Some(format!("did you mean `{s}`?")),
             None => d.notes.push(format!(
@@ -925,7 +925,7 @@ impl Parser {
                         list_names(phase_keys.iter().copied())
                     ));
                 } else {
-                    self.diag("E0111", format!("step {n} has no phase key"), head, "this step does not say what it does")
+                    self.diag("E0111", format!("step {n}{} has no phase key", if t.contains_key("id") { format!(" (`{}`)", id.value) } else { String::new() }), head, "this step does not say what it does")
                         .help = Some("add one of `provision = \"vm\"`, `grant = \"role_assignment\"`, `fetch_token = \"imds\"` or `call = \"GET ${arm}/...\"`".into());
                 }
                 self.unresolved.push((index, id.value));
