@@ -62,12 +62,17 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
-    /// 1-based line and column of a byte offset.
+    /// 1-based line and column (in characters, as rustc and editors count) of a byte offset.
+    /// Offsets past the end or inside a character are clamped, never a panic.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+        let col = before[line_start..].chars().count() + 1;
         (line, col)
     }
 
