@@ -10,7 +10,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -37,6 +37,7 @@ pub struct TdsServer {
     state: TdsState,
     auth: Arc<dyn TokenAuthority>,
     accept: JoinHandle<()>,
+    ctx: Arc<Ctx>,
 }
 
 impl std::fmt::Debug for TdsServer {
@@ -50,6 +51,8 @@ struct Ctx {
     auth: Arc<dyn TokenAuthority>,
     options: ServerOptions,
     server_name: String,
+    /// Connection tasks that ended in a panic (a bug; tests assert zero).
+    panics: AtomicU64,
 }
 
 impl TdsServer {
@@ -73,13 +76,15 @@ impl TdsServer {
             auth: auth.clone(),
             options,
             server_name,
+            panics: AtomicU64::new(0),
         });
-        let accept = tokio::spawn(accept_loop(listener, ctx));
+        let accept = tokio::spawn(accept_loop(listener, ctx.clone()));
         Ok(TdsServer {
             addr,
             state,
             auth,
             accept,
+            ctx,
         })
     }
 
@@ -118,6 +123,12 @@ impl TdsServer {
         Ok(())
     }
 
+    /// How many connection tasks panicked; always zero unless there is a
+    /// bug (client input must never cause one).
+    pub fn panicked_connections(&self) -> u64 {
+        self.ctx.panics.load(Ordering::Relaxed)
+    }
+
     /// Stops accepting and closes every connection.
     pub fn shutdown(&self) {
         self.accept.abort();
@@ -150,7 +161,11 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
                     drop(permit);
                 });
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                if joined.is_err_and(|e| e.is_panic()) {
+                    ctx.panics.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 }
