@@ -148,7 +148,9 @@ impl Database {
     }
 
     pub fn user_named(&self, name: &str) -> Option<&DbUser> {
-        self.users.iter().find(|u| u.name.eq_ignore_ascii_case(name))
+        self.users
+            .iter()
+            .find(|u| u.name.eq_ignore_ascii_case(name))
     }
 
     pub fn user_for(&self, p: &TokenPrincipal) -> Option<&DbUser> {
@@ -156,7 +158,9 @@ impl Database {
     }
 
     pub fn table(&self, name: &str) -> Option<&Table> {
-        self.tables.iter().find(|t| t.name.eq_ignore_ascii_case(name))
+        self.tables
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
     }
 
     pub fn table_mut(&mut self, name: &str) -> Option<&mut Table> {
@@ -214,7 +218,10 @@ impl Shared {
 
     pub fn is_admin(&self, p: &TokenPrincipal) -> bool {
         !self.config.admin_object_id.is_empty()
-            && self.config.admin_object_id.eq_ignore_ascii_case(&p.object_id)
+            && self
+                .config
+                .admin_object_id
+                .eq_ignore_ascii_case(&p.object_id)
     }
 
     pub fn record(&mut self, event: LoginEvent) {
@@ -259,7 +266,11 @@ impl TdsState {
 
     /// Database names, `master` first.
     pub fn databases(&self) -> Vec<String> {
-        self.lock().databases.iter().map(|d| d.name.clone()).collect()
+        self.lock()
+            .databases
+            .iter()
+            .map(|d| d.name.clone())
+            .collect()
     }
 
     /// Contained users of a database, or `None` if it does not exist.

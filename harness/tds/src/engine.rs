@@ -16,7 +16,8 @@ use crate::error::SqlError;
 use crate::sql::{Expr, Function, Literal, SelectItem, Statement};
 
 /// Reported by `@@VERSION`.
-pub(crate) const VERSION_TEXT: &str = "Microsoft SQL Azure (RTM) - 12.0.2000.8 (mic fake TDS endpoint)";
+pub(crate) const VERSION_TEXT: &str =
+    "Microsoft SQL Azure (RTM) - 12.0.2000.8 (mic fake TDS endpoint)";
 
 /// Who is running statements, and where.
 #[derive(Clone, Debug)]
@@ -114,7 +115,10 @@ pub(crate) fn execute(
             if !has_right(session, me, Right::Security) {
                 return Err(SqlError::no_permission());
             }
-            if db.user_named(name).is_some() || FIXED_ROLES.iter().any(|r| r.eq_ignore_ascii_case(name)) || name.eq_ignore_ascii_case("dbo") {
+            if db.user_named(name).is_some()
+                || FIXED_ROLES.iter().any(|r| r.eq_ignore_ascii_case(name))
+                || name.eq_ignore_ascii_case("dbo")
+            {
                 return Err(SqlError::user_exists(name));
             }
             let principal = auth.resolve_display_name(name).map_err(|e| match e {
@@ -126,8 +130,7 @@ pub(crate) fn execute(
                     number: 15063,
                     state: 1,
                     class: 16,
-                    message: "The login already has an account under a different user name."
-                        .into(),
+                    message: "The login already has an account under a different user name.".into(),
                 });
             }
             db.users.push(DbUser {
@@ -146,7 +149,11 @@ pub(crate) fn execute(
             if !has_right(session, me, Right::Security) {
                 return Err(SqlError::cannot_drop_user(name));
             }
-            let Some(pos) = db.users.iter().position(|u| u.name.eq_ignore_ascii_case(name)) else {
+            let Some(pos) = db
+                .users
+                .iter()
+                .position(|u| u.name.eq_ignore_ascii_case(name))
+            else {
                 return Err(SqlError::cannot_drop_user(name));
             };
             db.users.remove(pos);
@@ -185,7 +192,10 @@ pub(crate) fn execute(
         }
         Statement::CreateTable { name, columns } => {
             if !has_right(session, me, Right::Ddl) {
-                return Err(SqlError::statement_permission_denied("CREATE TABLE", &db_name));
+                return Err(SqlError::statement_permission_denied(
+                    "CREATE TABLE",
+                    &db_name,
+                ));
             }
             if db.table(name).is_some() {
                 return Err(SqlError::object_exists(name));
@@ -194,7 +204,10 @@ pub(crate) fn execute(
                 return Err(SqlError::table_full(name));
             }
             for (i, c) in columns.iter().enumerate() {
-                if columns[..i].iter().any(|o| o.name.eq_ignore_ascii_case(&c.name)) {
+                if columns[..i]
+                    .iter()
+                    .any(|o| o.name.eq_ignore_ascii_case(&c.name))
+                {
                     return Err(SqlError::duplicate_column(&c.name, name));
                 }
             }
@@ -272,7 +285,11 @@ pub(crate) fn execute(
             }
             if let Some(pk) = t.columns.iter().position(|c| c.primary_key) {
                 for (i, r) in new_rows.iter().enumerate() {
-                    let dup = t.rows.iter().chain(&new_rows[..i]).any(|o| same(&o[pk], &r[pk]));
+                    let dup = t
+                        .rows
+                        .iter()
+                        .chain(&new_rows[..i])
+                        .any(|o| same(&o[pk], &r[pk]));
                     if dup {
                         return Err(SqlError::duplicate_key(&t.name, &display(&r[pk])));
                     }
@@ -385,7 +402,11 @@ fn literal_column(lit: &Literal, alias: Option<&String>) -> (OutColumn, Value) {
     }
 }
 
-fn function_column(ctx: &EvalContext<'_>, f: Function, alias: Option<&String>) -> (OutColumn, Value) {
+fn function_column(
+    ctx: &EvalContext<'_>,
+    f: Function,
+    alias: Option<&String>,
+) -> (OutColumn, Value) {
     let len = if f == Function::Version { 4000 } else { 128 };
     (
         OutColumn {
@@ -485,10 +506,10 @@ fn select_from(
     }
     let mut rows = Vec::new();
     for row in &t.rows {
-        if let Some((i, lit)) = predicate {
-            if !matches_literal(&row[i], t.columns[i].ty, lit)? {
-                continue;
-            }
+        if let Some((i, lit)) = predicate
+            && !matches_literal(&row[i], t.columns[i].ty, lit)?
+        {
+            continue;
         }
         rows.push(
             sources
@@ -508,9 +529,10 @@ fn select_from(
 fn matches_literal(value: &Value, ty: ColumnType, lit: &Literal) -> Result<bool, SqlError> {
     let lit_value = match (ty, lit) {
         (_, Literal::Null) => return Ok(false),
-        (ColumnType::Int | ColumnType::BigInt | ColumnType::Bit, Literal::Str { value, unicode }) => {
-            Value::Int(parse_int(value, *unicode, ty)?)
-        }
+        (
+            ColumnType::Int | ColumnType::BigInt | ColumnType::Bit,
+            Literal::Str { value, unicode },
+        ) => Value::Int(parse_int(value, *unicode, ty)?),
         (ColumnType::NVarChar(_) | ColumnType::VarChar(_), Literal::Int(i)) => {
             // The string column converts to int, row by row.
             return match value {
@@ -571,9 +593,10 @@ fn coerce(lit: &Literal, column: &Column, db: &str, table: &str) -> Result<Value
         (Literal::Int(i), ColumnType::Int | ColumnType::BigInt | ColumnType::Bit) => {
             check_range(*i, column.ty).map(Value::Int)
         }
-        (Literal::Str { value, unicode }, ColumnType::Int | ColumnType::BigInt | ColumnType::Bit) => {
-            parse_int(value, *unicode, column.ty).map(Value::Int)
-        }
+        (
+            Literal::Str { value, unicode },
+            ColumnType::Int | ColumnType::BigInt | ColumnType::Bit,
+        ) => parse_int(value, *unicode, column.ty).map(Value::Int),
         (Literal::Int(i), ColumnType::NVarChar(n) | ColumnType::VarChar(n)) => {
             store_string(&i.to_string(), column, n, db, table)
         }
@@ -583,7 +606,13 @@ fn coerce(lit: &Literal, column: &Column, db: &str, table: &str) -> Result<Value
     }
 }
 
-fn store_string(s: &str, column: &Column, max: u16, db: &str, table: &str) -> Result<Value, SqlError> {
+fn store_string(
+    s: &str,
+    column: &Column,
+    max: u16,
+    db: &str,
+    table: &str,
+) -> Result<Value, SqlError> {
     let (stored, len) = match column.ty {
         ColumnType::VarChar(_) => {
             let s = to_cp1252_lossy(s);
@@ -614,6 +643,12 @@ fn store_string(s: &str, column: &Column, max: u16, db: &str, table: &str) -> Re
 /// of a string: Latin-1 characters survive, everything else becomes `?`.
 pub(crate) fn to_cp1252_lossy(s: &str) -> String {
     s.chars()
-        .map(|c| if u32::from(c) < 0x80 || (0xA0..=0xFF).contains(&u32::from(c)) { c } else { '?' })
+        .map(|c| {
+            if u32::from(c) < 0x80 || (0xA0..=0xFF).contains(&u32::from(c)) {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }

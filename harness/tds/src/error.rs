@@ -67,7 +67,9 @@ impl SqlError {
             40517,
             1,
             16,
-            format!("Keyword or statement option '{keyword}' is not supported in this version of SQL Server."),
+            format!(
+                "Keyword or statement option '{keyword}' is not supported in this version of SQL Server."
+            ),
         )
     }
 
@@ -87,7 +89,9 @@ impl SqlError {
             33130,
             1,
             16,
-            format!("Principal '{name}' could not be found or this principal type is not supported."),
+            format!(
+                "Principal '{name}' could not be found or this principal type is not supported."
+            ),
         )
     }
 
@@ -115,7 +119,12 @@ impl SqlError {
 
     /// 15247: only the admin may manage users.
     pub fn no_permission() -> Self {
-        Self::new(15247, 1, 16, "User does not have permission to perform this action.")
+        Self::new(
+            15247,
+            1,
+            16,
+            "User does not have permission to perform this action.",
+        )
     }
 
     /// 15151 for `ALTER ROLE ... ADD MEMBER` naming an unknown principal.
@@ -124,7 +133,9 @@ impl SqlError {
             15151,
             1,
             16,
-            format!("Cannot add the principal '{name}', because it does not exist or you do not have permission."),
+            format!(
+                "Cannot add the principal '{name}', because it does not exist or you do not have permission."
+            ),
         )
     }
 
@@ -134,7 +145,9 @@ impl SqlError {
             15151,
             1,
             16,
-            format!("Cannot drop the principal '{name}', because it does not exist or you do not have permission."),
+            format!(
+                "Cannot drop the principal '{name}', because it does not exist or you do not have permission."
+            ),
         )
     }
 
@@ -144,7 +157,9 @@ impl SqlError {
             15151,
             1,
             16,
-            format!("Cannot alter the role '{role}', because it does not exist or you do not have permission."),
+            format!(
+                "Cannot alter the role '{role}', because it does not exist or you do not have permission."
+            ),
         )
     }
 
@@ -154,7 +169,9 @@ impl SqlError {
             15151,
             1,
             16,
-            format!("Cannot drop the user '{name}', because it does not exist or you do not have permission."),
+            format!(
+                "Cannot drop the user '{name}', because it does not exist or you do not have permission."
+            ),
         )
     }
 
@@ -164,7 +181,9 @@ impl SqlError {
             229,
             5,
             14,
-            format!("The {permission} permission was denied on the object '{object}', database '{db}', schema 'dbo'."),
+            format!(
+                "The {permission} permission was denied on the object '{object}', database '{db}', schema 'dbo'."
+            ),
         )
     }
 
@@ -204,7 +223,9 @@ impl SqlError {
             2705,
             3,
             16,
-            format!("Column names in each table must be unique. Column name '{name}' in table '{table}' is specified more than once."),
+            format!(
+                "Column names in each table must be unique. Column name '{name}' in table '{table}' is specified more than once."
+            ),
         )
     }
 
@@ -214,7 +235,9 @@ impl SqlError {
             264,
             1,
             16,
-            format!("The column name '{name}' is specified more than once in the SET clause or column list of an INSERT. A column cannot be assigned more than one value in the same clause. Modify the clause to make sure that a column is updated only once. If this statement updates or inserts columns into a view, column aliasing can conceal the duplication in your code."),
+            format!(
+                "The column name '{name}' is specified more than once in the SET clause or column list of an INSERT. A column cannot be assigned more than one value in the same clause. Modify the clause to make sure that a column is updated only once. If this statement updates or inserts columns into a view, column aliasing can conceal the duplication in your code."
+            ),
         )
     }
 
@@ -243,7 +266,9 @@ impl SqlError {
             245,
             1,
             16,
-            format!("Conversion failed when converting the varchar value '{value}' to data type {target}."),
+            format!(
+                "Conversion failed when converting the varchar value '{value}' to data type {target}."
+            ),
         )
     }
 
@@ -263,7 +288,9 @@ impl SqlError {
             2628,
             1,
             16,
-            format!("String or binary data would be truncated in table '{db}.dbo.{table}', column '{column}'. Truncated value: '{value}'."),
+            format!(
+                "String or binary data would be truncated in table '{db}.dbo.{table}', column '{column}'. Truncated value: '{value}'."
+            ),
         )
     }
 
@@ -273,7 +300,9 @@ impl SqlError {
             515,
             2,
             16,
-            format!("Cannot insert the value NULL into column '{column}', table '{db}.dbo.{table}'; column does not allow nulls. INSERT fails."),
+            format!(
+                "Cannot insert the value NULL into column '{column}', table '{db}.dbo.{table}'; column does not allow nulls. INSERT fails."
+            ),
         )
     }
 
@@ -283,7 +312,9 @@ impl SqlError {
             2627,
             1,
             14,
-            format!("Violation of PRIMARY KEY constraint 'PK_{table}'. Cannot insert duplicate key in object 'dbo.{table}'. The duplicate key value is ({key})."),
+            format!(
+                "Violation of PRIMARY KEY constraint 'PK_{table}'. Cannot insert duplicate key in object 'dbo.{table}'. The duplicate key value is ({key})."
+            ),
         )
     }
 
@@ -293,7 +324,9 @@ impl SqlError {
             131,
             2,
             15,
-            format!("The size ({size}) given to the column '{column}' exceeds the maximum allowed for any data type ({max})."),
+            format!(
+                "The size ({size}) given to the column '{column}' exceeds the maximum allowed for any data type ({max})."
+            ),
         )
     }
 
@@ -309,7 +342,12 @@ impl SqlError {
 
     /// 2812: an unknown stored procedure.
     pub fn unknown_procedure(name: &str) -> Self {
-        Self::new(2812, 62, 16, format!("Could not find stored procedure '{name}'."))
+        Self::new(
+            2812,
+            62,
+            16,
+            format!("Could not find stored procedure '{name}'."),
+        )
     }
 
     /// 1105: more rows than the fake keeps per table (a resource guard).
@@ -318,7 +356,9 @@ impl SqlError {
             1105,
             2,
             17,
-            format!("Could not allocate space for object 'dbo.{table}' in database because the fake's table row limit was reached."),
+            format!(
+                "Could not allocate space for object 'dbo.{table}' in database because the fake's table row limit was reached."
+            ),
         )
     }
 }

@@ -42,7 +42,9 @@ pub struct TdsServer {
 
 impl std::fmt::Debug for TdsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TdsServer").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("TdsServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,6 +172,27 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
     }
 }
 
+/// Why a login was refused: what the client is told, and what is recorded.
+struct Refusal {
+    errors: Vec<SqlError>,
+    principal: Option<TokenPrincipal>,
+    reason: String,
+}
+
+impl Refusal {
+    fn new(
+        errors: Vec<SqlError>,
+        principal: Option<TokenPrincipal>,
+        reason: impl Into<String>,
+    ) -> Box<Self> {
+        Box::new(Self {
+            errors,
+            principal,
+            reason: reason.into(),
+        })
+    }
+}
+
 struct Connection {
     stream: TcpStream,
     ctx: Arc<Ctx>,
@@ -270,12 +293,17 @@ impl Connection {
                 };
                 (Some(session), event)
             }
-            Err((errors, principal, reason)) => {
+            Err(refusal) => {
+                let Refusal {
+                    errors,
+                    principal,
+                    reason,
+                } = *refusal;
                 let event = LoginEvent {
                     database: requested.clone(),
                     principal,
                     outcome: LoginOutcome::Rejected {
-                        error: errors[0].number,
+                        error: errors.first().map_or(18456, |e| e.number),
                         reason,
                     },
                 };
@@ -285,7 +313,9 @@ impl Connection {
             }
         };
         self.ctx.state.lock().record(event);
-        let Some(session) = session else { return Ok(None) };
+        let Some(session) = session else {
+            return Ok(None);
+        };
 
         let negotiated = usize::try_from(login.packet_size)
             .unwrap_or(INITIAL_PACKET_SIZE)
@@ -302,7 +332,13 @@ impl Connection {
         );
         tokens::envchange_collation(&mut out);
         tokens::envchange_text(&mut out, tokens::ENV_LANGUAGE, "us_english", "");
-        tokens::info(&mut out, 5703, 1, "Changed language setting to us_english.", &server);
+        tokens::info(
+            &mut out,
+            5703,
+            1,
+            "Changed language setting to us_english.",
+            &server,
+        );
         tokens::loginack(&mut out);
         tokens::envchange_text(
             &mut out,
@@ -317,23 +353,18 @@ impl Connection {
         Ok(Some(session))
     }
 
-    #[allow(clippy::type_complexity)]
-    fn authenticate(
-        &self,
-        login: &Login7,
-        requested: &str,
-    ) -> Result<Session, (Vec<SqlError>, Option<TokenPrincipal>, String)> {
+    fn authenticate(&self, login: &Login7, requested: &str) -> Result<Session, Box<Refusal>> {
         let Some(fed_auth) = &login.fed_auth else {
             // SQL authentication: the fake has no SQL logins.
-            return Err((
+            return Err(Refusal::new(
                 vec![SqlError::login_failed(&login.user_name)],
                 None,
-                "no FEDAUTH feature extension (SQL authentication is not supported)".into(),
+                "no FEDAUTH feature extension (SQL authentication is not supported)",
             ));
         };
         let failed = || vec![SqlError::login_failed(TOKEN_PRINCIPAL)];
         if fed_auth.library != 0x01 {
-            return Err((
+            return Err(Refusal::new(
                 failed(),
                 None,
                 format!("FEDAUTH library {} is not SECURITYTOKEN", fed_auth.library),
@@ -341,25 +372,34 @@ impl Connection {
         }
         let principal = match self.ctx.auth.verify(&fed_auth.token) {
             Ok(p) => p,
-            Err(reason) => return Err((failed(), None, format!("token rejected: {reason}"))),
+            Err(reason) => {
+                return Err(Refusal::new(
+                    failed(),
+                    None,
+                    format!("token rejected: {reason}"),
+                ));
+            }
         };
         let shared = self.ctx.state.lock();
         let Some(db) = shared.database(requested) else {
-            return Err((
+            return Err(Refusal::new(
                 vec![
                     SqlError::cannot_open_database(requested),
                     SqlError::login_failed(TOKEN_PRINCIPAL),
                 ],
                 Some(principal),
-                "database does not exist".into(),
+                "database does not exist",
             ));
         };
         let is_admin = shared.is_admin(&principal);
         if !is_admin && db.user_for(&principal).is_none() {
-            return Err((
+            return Err(Refusal::new(
                 failed(),
                 Some(principal),
-                format!("principal is neither the server admin nor a user of '{}'", db.name),
+                format!(
+                    "principal is neither the server admin nor a user of '{}'",
+                    db.name
+                ),
             ));
         }
         Ok(Session {
@@ -475,7 +515,7 @@ impl Connection {
                 tokens::done_token(&mut out, tokens::TOKEN_DONEPROC, done::FINAL, 0, 0);
             }
             (None, false) => match last_status_at {
-                Some(at) => out[at] &= !(done::MORE as u8),
+                Some(at) => out[at] &= !done::MORE.to_le_bytes()[0],
                 None => tokens::done_token(&mut out, tokens::TOKEN_DONE, done::FINAL, 0, 0),
             },
             (None, true) => {

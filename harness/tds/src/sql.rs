@@ -306,10 +306,35 @@ fn delimited(chars: &[char], mut i: usize, close: char) -> Result<(String, usize
 
 /// Statement keywords that exist in T-SQL but not in the fake.
 const UNSUPPORTED_STATEMENTS: &[&str] = &[
-    "ALTER", "BACKUP", "BEGIN", "BULK", "CHECKPOINT", "COMMIT", "CREATE", "DBCC", "DECLARE",
-    "DELETE", "DENY", "DROP", "EXECUTE", "GRANT", "IF", "MERGE", "PRINT", "RAISERROR",
-    "REVERT", "REVOKE", "ROLLBACK", "SAVE", "SET", "THROW", "TRUNCATE", "UPDATE", "WAITFOR",
-    "WHILE", "WITH",
+    "ALTER",
+    "BACKUP",
+    "BEGIN",
+    "BULK",
+    "CHECKPOINT",
+    "COMMIT",
+    "CREATE",
+    "DBCC",
+    "DECLARE",
+    "DELETE",
+    "DENY",
+    "DROP",
+    "EXECUTE",
+    "GRANT",
+    "IF",
+    "MERGE",
+    "PRINT",
+    "RAISERROR",
+    "REVERT",
+    "REVOKE",
+    "ROLLBACK",
+    "SAVE",
+    "SET",
+    "THROW",
+    "TRUNCATE",
+    "UPDATE",
+    "WAITFOR",
+    "WHILE",
+    "WITH",
 ];
 
 struct Parser {
@@ -696,7 +721,9 @@ impl Parser {
                 filter = Some((col, lit));
             }
         }
-        for kw in ["ORDER", "GROUP", "HAVING", "JOIN", "UNION", "WHERE", "FOR", "OPTION"] {
+        for kw in [
+            "ORDER", "GROUP", "HAVING", "JOIN", "UNION", "WHERE", "FOR", "OPTION",
+        ] {
             if self.peek_keyword(kw) {
                 return Err(SqlError::not_supported(kw));
             }
@@ -731,9 +758,7 @@ impl Parser {
         }
         let expr = match self.peek().cloned() {
             Some(Tok::Num(_) | Tok::Str(..) | Tok::Sym('-')) => Expr::Literal(self.literal()?),
-            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("NULL") => {
-                Expr::Literal(self.literal()?)
-            }
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("NULL") => Expr::Literal(self.literal()?),
             Some(Tok::Global(g)) => {
                 self.pos += 1;
                 match g.to_ascii_uppercase().as_str() {
@@ -805,9 +830,9 @@ impl Parser {
 fn is_reserved(word: &str) -> bool {
     const RESERVED: &[&str] = &[
         "ADD", "ALTER", "AS", "BY", "CREATE", "DEFAULT", "DELETE", "DISTINCT", "DROP", "EXEC",
-        "EXECUTE", "EXTERNAL", "FOR", "FROM", "GROUP", "HAVING", "INSERT", "INTO", "JOIN",
-        "KEY", "NOT", "NULL", "OPTION", "ORDER", "PRIMARY", "SELECT", "TABLE", "TOP", "UNION",
-        "UPDATE", "USE", "USER", "VALUES", "WHERE", "WITH",
+        "EXECUTE", "EXTERNAL", "FOR", "FROM", "GROUP", "HAVING", "INSERT", "INTO", "JOIN", "KEY",
+        "NOT", "NULL", "OPTION", "ORDER", "PRIMARY", "SELECT", "TABLE", "TOP", "UNION", "UPDATE",
+        "USE", "USER", "VALUES", "WHERE", "WITH",
     ];
     RESERVED.iter().any(|r| word.eq_ignore_ascii_case(r))
 }
@@ -850,7 +875,10 @@ mod tests {
     #[case("CREATE USER myvm FROM EXTERNAL PROVIDER", "myvm")]
     #[case("CREATE USER \"a]b\" FROM EXTERNAL PROVIDER", "a]b")]
     #[case("CREATE USER [a]]b] FROM EXTERNAL PROVIDER", "a]b")]
-    #[case("  -- comment\n CREATE /* x /* nested */ */ USER [v] FROM EXTERNAL PROVIDER", "v")]
+    #[case(
+        "  -- comment\n CREATE /* x /* nested */ */ USER [v] FROM EXTERNAL PROVIDER",
+        "v"
+    )]
     fn create_user(#[case] sql: &str, #[case] name: &str) {
         assert_eq!(
             one(sql),
@@ -861,16 +889,26 @@ mod tests {
     }
 
     #[rstest]
-    #[case("ALTER ROLE db_datareader ADD MEMBER [VMName]", "db_datareader", "VMName", true)]
+    #[case(
+        "ALTER ROLE db_datareader ADD MEMBER [VMName]",
+        "db_datareader",
+        "VMName",
+        true
+    )]
     #[case("alter role [db_owner] drop member vm1", "db_owner", "vm1", false)]
-    #[case("EXEC sp_addrolemember 'db_datareader', 'VMName'", "db_datareader", "VMName", true)]
-    #[case("exec sp_droprolemember N'db_datareader', N'v'", "db_datareader", "v", false)]
-    fn alter_role(
-        #[case] sql: &str,
-        #[case] role: &str,
-        #[case] member: &str,
-        #[case] add: bool,
-    ) {
+    #[case(
+        "EXEC sp_addrolemember 'db_datareader', 'VMName'",
+        "db_datareader",
+        "VMName",
+        true
+    )]
+    #[case(
+        "exec sp_droprolemember N'db_datareader', N'v'",
+        "db_datareader",
+        "v",
+        false
+    )]
+    fn alter_role(#[case] sql: &str, #[case] role: &str, #[case] member: &str, #[case] add: bool) {
         assert_eq!(
             one(sql),
             Statement::AlterRole {
@@ -961,10 +999,8 @@ mod tests {
 
     #[test]
     fn batch_of_several() {
-        let v = parse_batch(
-            "CREATE TABLE t (id int); INSERT INTO t VALUES (1)\nSELECT * FROM t;;",
-        )
-        .unwrap();
+        let v = parse_batch("CREATE TABLE t (id int); INSERT INTO t VALUES (1)\nSELECT * FROM t;;")
+            .unwrap();
         assert_eq!(v.len(), 3);
     }
 

@@ -172,7 +172,7 @@ pub(crate) fn colmetadata(buf: &mut Vec<u8>, columns: &[OutColumn]) {
     buf.extend_from_slice(&count.to_le_bytes());
     for c in columns.iter().take(usize::from(count)) {
         buf.extend_from_slice(&0u32.to_le_bytes()); // UserType
-        let flags: u16 = if c.nullable { 0x0001 } else { 0x0000 };
+        let flags = u16::from(c.nullable); // fNullable
         buf.extend_from_slice(&flags.to_le_bytes());
         match c.ty {
             ColumnType::Int => buf.extend_from_slice(&[TYPE_INTN, 4]),
@@ -198,7 +198,14 @@ pub(crate) fn row(buf: &mut Vec<u8>, columns: &[OutColumn], values: &[Value]) {
     buf.push(TOKEN_ROW);
     for (c, v) in columns.iter().zip(values) {
         match (c.ty, v) {
-            (ColumnType::Int | ColumnType::BigInt | ColumnType::Bit, Value::Null) => buf.push(0),
+            // NULL; also for a string in an integer column, which only a
+            // corrupt catalog could produce: NULL beats a malformed row.
+            (
+                ColumnType::Int | ColumnType::BigInt | ColumnType::Bit,
+                Value::Null | Value::Str(_),
+            ) => {
+                buf.push(0);
+            }
             (ColumnType::Int, Value::Int(i)) => {
                 buf.push(4);
                 let i = i32::try_from(*i).unwrap_or_default();
@@ -232,9 +239,7 @@ pub(crate) fn row(buf: &mut Vec<u8>, columns: &[OutColumn], values: &[Value]) {
                 buf.extend_from_slice(&len.to_le_bytes());
                 buf.extend_from_slice(&bytes);
             }
-            // Type and value disagree only if the catalog is corrupt; send
-            // NULL rather than a malformed row.
-            (ColumnType::Int | ColumnType::BigInt | ColumnType::Bit, Value::Str(_)) => buf.push(0),
+            // An integer in a string column (also corrupt): send its text.
             (ColumnType::NVarChar(_) | ColumnType::VarChar(_), Value::Int(i)) => {
                 let units = utf16(&i.to_string());
                 let bytes = u16::try_from(units.len() * 2).unwrap_or(0);

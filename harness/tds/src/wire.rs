@@ -141,7 +141,11 @@ pub(crate) async fn write_message<S: AsyncWrite + Unpin>(
         out.extend_from_slice(&[id, 0]);
     }
     while let Some(part) = chunks.next() {
-        let status = if chunks.peek().is_none() { STATUS_EOM } else { 0 };
+        let status = if chunks.peek().is_none() {
+            STATUS_EOM
+        } else {
+            0
+        };
         let len = u16::try_from(part.len() + HEADER_LEN).unwrap_or(u16::MAX);
         out.push(ty);
         out.push(status);
@@ -234,7 +238,7 @@ impl<'a> Reader<'a> {
 }
 
 fn utf16_string(bytes: &[u8]) -> Result<String, Malformed> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(Malformed("odd-length UTF-16"));
     }
     let units: Vec<u16> = bytes
@@ -451,24 +455,29 @@ pub(crate) fn parse_rpc(payload: &[u8]) -> Result<Rpc, Malformed> {
         return Ok(Rpc::Other(proc_name));
     }
     let _option_flags = r.u16_le()?;
-    let statement = rpc_param(&mut r)?.ok_or(Malformed("sp_executesql without a statement"))?;
-    let Some(statement) = statement else {
-        return Err(Malformed("sp_executesql statement is NULL"));
+    let Param::Text(statement) = rpc_param(&mut r)? else {
+        return Err(Malformed("sp_executesql statement is not a string"));
     };
     if r.is_empty() {
         return Ok(Rpc::ExecuteSql(statement));
     }
     match rpc_param(&mut r)? {
         // No declaration (tiberius sends an int 0), or an empty one.
-        None | Some(None) => Ok(Rpc::ExecuteSql(statement)),
-        Some(Some(decl)) if decl.trim().is_empty() => Ok(Rpc::ExecuteSql(statement)),
-        Some(Some(_)) => Ok(Rpc::Parameterized),
+        Param::NotText | Param::Null => Ok(Rpc::ExecuteSql(statement)),
+        Param::Text(decl) if decl.trim().is_empty() => Ok(Rpc::ExecuteSql(statement)),
+        Param::Text(_) => Ok(Rpc::Parameterized),
     }
 }
 
-/// Reads one RPC parameter; returns `Some(Some(text))` for a string,
-/// `Some(None)` for a NULL string, `None` for a non-string.
-fn rpc_param(r: &mut Reader<'_>) -> Result<Option<Option<String>>, Malformed> {
+/// An RPC parameter value, as far as the fake cares.
+enum Param {
+    Text(String),
+    Null,
+    NotText,
+}
+
+/// Reads one RPC parameter.
+fn rpc_param(r: &mut Reader<'_>) -> Result<Param, Malformed> {
     let name_chars = usize::from(r.u8()?);
     let _name = r.utf16(name_chars)?;
     let _status = r.u8()?;
@@ -477,19 +486,19 @@ fn rpc_param(r: &mut Reader<'_>) -> Result<Option<Option<String>>, Malformed> {
             let _max = r.u8()?;
             let len = usize::from(r.u8()?);
             r.bytes(len)?;
-            Ok(None)
+            Ok(Param::NotText)
         }
         TYPE_NVARCHAR => {
             let max = r.u16_le()?;
             r.bytes(5)?; // collation
             if max == 0xFFFF {
-                read_plp(r).map(Some)
+                Ok(read_plp(r)?.map_or(Param::Null, Param::Text))
             } else {
                 let len = r.u16_le()?;
                 if len == 0xFFFF {
-                    return Ok(Some(None));
+                    return Ok(Param::Null);
                 }
-                Ok(Some(Some(utf16_string(r.bytes(usize::from(len))?)?)))
+                Ok(Param::Text(utf16_string(r.bytes(usize::from(len))?)?))
             }
         }
         TYPE_NTEXT => Err(Malformed("ntext parameters are not supported")),

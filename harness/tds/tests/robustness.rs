@@ -123,10 +123,13 @@ async fn send_expect_close(server: &TdsServer, bytes: &[u8], half_close: bool) -
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        match timeout(limit.saturating_sub(started.elapsed()), s.read(&mut buf)).await {
-            Err(_) => panic!("server neither answered nor closed within {limit:?}"),
-            Ok(Ok(0) | Err(_)) => return got,
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        let Ok(read) = timeout(limit.saturating_sub(started.elapsed()), s.read(&mut buf)).await
+        else {
+            panic!("server neither answered nor closed within {limit:?}");
+        };
+        match read {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
 }
@@ -270,7 +273,11 @@ enum Expect {
 #[case::prelogin_then_silence(packet(PRELOGIN, true, &prelogin_payload()), false, Expect::Close)]
 #[case::login7_db_offset_outside(login7_bad_db_offset(), false, Expect::Error(4002))]
 #[case::login7_feature_offset_outside(login7_bad_feature_offset(), false, Expect::Error(4002))]
-#[case::login7_extension_offset_outside(login7_extension_offset_outside(), false, Expect::Error(4002))]
+#[case::login7_extension_offset_outside(
+    login7_extension_offset_outside(),
+    false,
+    Expect::Error(4002)
+)]
 #[case::login7_length_field_lies(login7_lying_length(), false, Expect::Error(4002))]
 #[case::login7_token_length_lies(login7_lying_token_length(), false, Expect::Error(4002))]
 #[case::login7_truncated(login7_truncated(), false, Expect::Error(4002))]
@@ -317,7 +324,10 @@ async fn raw_login(server: &TdsServer) -> TcpStream {
         .await
         .unwrap();
     let (_, ack) = read_message(&mut s).await;
-    assert!(contains(&ack, &[0x01, 0x74, 0x00, 0x00, 0x04]), "no LOGINACK");
+    assert!(
+        contains(&ack, &[0x01, 0x74, 0x00, 0x00, 0x04]),
+        "no LOGINACK"
+    );
     assert!(!contains(&ack, &utf16(&t)), "token echoed back");
     s
 }

@@ -33,7 +33,9 @@ async fn admin_setup_then_vm_reads_rows() {
     assert_eq!(users[0].object_id, vm().object_id);
     assert!(users[0].roles.contains("db_datareader"));
 
-    let mut client = connect(&server, Some(DB), &token(&vm())).await.expect("vm login");
+    let mut client = connect(&server, Some(DB), &token(&vm()))
+        .await
+        .expect("vm login");
     let result = rows(&mut client, "SELECT * FROM Products").await.unwrap();
     assert_eq!(result.len(), 2);
     assert_eq!(result[0].get::<i32, _>("id"), Some(1));
@@ -42,16 +44,22 @@ async fn admin_setup_then_vm_reads_rows() {
     assert_eq!(result[1].get::<&str, _>("name"), Some("Gädget ✓"));
     assert_eq!(result[1].get::<&str, _>("code"), None);
 
-    let result = rows(&mut client, "select name, [id] from dbo.Products where id = 2")
-        .await
-        .unwrap();
+    let result = rows(
+        &mut client,
+        "select name, [id] from dbo.Products where id = 2",
+    )
+    .await
+    .unwrap();
     assert_eq!(result.len(), 1);
     assert_eq!(result[0].get::<&str, _>(0), Some("Gädget ✓"));
     assert_eq!(result[0].get::<i32, _>(1), Some(2));
 
-    let who = rows(&mut client, "SELECT SUSER_SNAME() AS login, USER_NAME() AS usr, DB_NAME()")
-        .await
-        .unwrap();
+    let who = rows(
+        &mut client,
+        "SELECT SUSER_SNAME() AS login, USER_NAME() AS usr, DB_NAME()",
+    )
+    .await
+    .unwrap();
     assert_eq!(who[0].get::<&str, _>("login"), Some("myVM"));
     assert_eq!(who[0].get::<&str, _>("usr"), Some("myVM"));
     assert_eq!(who[0].get::<&str, _>(2), Some(DB));
@@ -68,7 +76,12 @@ async fn admin_setup_then_vm_reads_rows() {
     assert_eq!(via_rpc[0].get::<i32, _>(0), Some(1));
 
     // A reader cannot write.
-    let e = run(&mut client, "INSERT INTO Products (id, name) VALUES (3, 'x')").await.unwrap_err();
+    let e = run(
+        &mut client,
+        "INSERT INTO Products (id, name) VALUES (3, 'x')",
+    )
+    .await
+    .unwrap_err();
     let (n, _, _, msg, _) = server_error(&e);
     assert_eq!(n, 229);
     assert_eq!(
@@ -106,8 +119,12 @@ async fn vm_without_contained_user_gets_18456() {
 async fn vm_with_user_but_no_reader_role_gets_229() {
     let server = start().await;
     tutorial_setup(&server, false).await;
-    let mut client = connect(&server, Some(DB), &token(&vm())).await.expect("login");
-    let e = rows(&mut client, "SELECT * FROM Products").await.unwrap_err();
+    let mut client = connect(&server, Some(DB), &token(&vm()))
+        .await
+        .expect("login");
+    let e = rows(&mut client, "SELECT * FROM Products")
+        .await
+        .unwrap_err();
     let (number, class, state, message, _) = server_error(&e);
     assert_eq!((number, class, state), (229, 14, 5));
     assert_eq!(
@@ -155,7 +172,9 @@ async fn audience_without_trailing_slash_is_accepted() {
     let mut client = connect(&server, None, &token_with(&admin(), &mint))
         .await
         .expect("login");
-    let r = rows(&mut client, "SELECT DB_NAME(), USER_NAME()").await.unwrap();
+    let r = rows(&mut client, "SELECT DB_NAME(), USER_NAME()")
+        .await
+        .unwrap();
     assert_eq!(r[0].get::<&str, _>(0), Some("master"));
     assert_eq!(r[0].get::<&str, _>(1), Some("dbo"));
 }
@@ -163,7 +182,9 @@ async fn audience_without_trailing_slash_is_accepted() {
 #[tokio::test]
 async fn unknown_database_gets_4060() {
     let server = start().await;
-    let e = connect(&server, Some("nope"), &token(&admin())).await.unwrap_err();
+    let e = connect(&server, Some("nope"), &token(&admin()))
+        .await
+        .unwrap_err();
     let (number, class, _, message, _) = server_error(&e);
     assert_eq!((number, class), (4060, 11));
     assert_eq!(
@@ -173,21 +194,42 @@ async fn unknown_database_gets_4060() {
 }
 
 #[rstest]
-#[case::unknown("CREATE USER [ghost] FROM EXTERNAL PROVIDER", 33130,
-    "Principal 'ghost' could not be found or this principal type is not supported.")]
-#[case::ambiguous("CREATE USER [dupApp] FROM EXTERNAL PROVIDER", 33131,
-    "Principal 'dupApp' has a duplicate display name. Make the display name unique in Azure Active Directory and execute this statement again.")]
-#[case::duplicate("CREATE USER [myVM] FROM EXTERNAL PROVIDER; CREATE USER [myvm] FROM EXTERNAL PROVIDER", 15023,
-    "User, group, or role 'myvm' already exists in the current database.")]
-#[case::alter_role_unknown_member("ALTER ROLE db_datareader ADD MEMBER [ghost]", 15151,
-    "Cannot add the principal 'ghost', because it does not exist or you do not have permission.")]
-#[case::alter_unknown_role("ALTER ROLE db_wizard ADD MEMBER [ghost]", 15151,
-    "Cannot alter the role 'db_wizard', because it does not exist or you do not have permission.")]
-#[case::use_other_db("USE master", 40508,
-    "USE statement is not supported to switch between databases. Use a new connection to connect to a different database.")]
+#[case::unknown(
+    "CREATE USER [ghost] FROM EXTERNAL PROVIDER",
+    33130,
+    "Principal 'ghost' could not be found or this principal type is not supported."
+)]
+#[case::ambiguous(
+    "CREATE USER [dupApp] FROM EXTERNAL PROVIDER",
+    33131,
+    "Principal 'dupApp' has a duplicate display name. Make the display name unique in Azure Active Directory and execute this statement again."
+)]
+#[case::duplicate(
+    "CREATE USER [myVM] FROM EXTERNAL PROVIDER; CREATE USER [myvm] FROM EXTERNAL PROVIDER",
+    15023,
+    "User, group, or role 'myvm' already exists in the current database."
+)]
+#[case::alter_role_unknown_member(
+    "ALTER ROLE db_datareader ADD MEMBER [ghost]",
+    15151,
+    "Cannot add the principal 'ghost', because it does not exist or you do not have permission."
+)]
+#[case::alter_unknown_role(
+    "ALTER ROLE db_wizard ADD MEMBER [ghost]",
+    15151,
+    "Cannot alter the role 'db_wizard', because it does not exist or you do not have permission."
+)]
+#[case::use_other_db(
+    "USE master",
+    40508,
+    "USE statement is not supported to switch between databases. Use a new connection to connect to a different database."
+)]
 #[case::syntax("SELEKT 1", 102, "Incorrect syntax near 'SELEKT'.")]
-#[case::unsupported("DELETE FROM t", 40517,
-    "Keyword or statement option 'DELETE' is not supported in this version of SQL Server.")]
+#[case::unsupported(
+    "DELETE FROM t",
+    40517,
+    "Keyword or statement option 'DELETE' is not supported in this version of SQL Server."
+)]
 #[case::missing_table("SELECT * FROM nope", 208, "Invalid object name 'nope'.")]
 #[tokio::test]
 async fn admin_statement_errors(#[case] sql: &str, #[case] number: u32, #[case] message: &str) {
@@ -197,7 +239,10 @@ async fn admin_statement_errors(#[case] sql: &str, #[case] number: u32, #[case] 
     let (n, _, _, m, s) = server_error(&e);
     assert_eq!((n, m.as_str(), s.as_str()), (number, message, SERVER));
     // Still usable afterwards.
-    assert_eq!(rows(&mut client, "SELECT 1").await.unwrap()[0].get::<i32, _>(0), Some(1));
+    assert_eq!(
+        rows(&mut client, "SELECT 1").await.unwrap()[0].get::<i32, _>(0),
+        Some(1)
+    );
 }
 
 #[tokio::test]
@@ -205,9 +250,13 @@ async fn non_admin_cannot_create_users() {
     let server = start().await;
     tutorial_setup(&server, true).await;
     let mut client = connect(&server, Some(DB), &token(&vm())).await.unwrap();
-    let e = run(&mut client, "CREATE USER [dupApp] FROM EXTERNAL PROVIDER").await.unwrap_err();
+    let e = run(&mut client, "CREATE USER [dupApp] FROM EXTERNAL PROVIDER")
+        .await
+        .unwrap_err();
     assert_eq!(server_error(&e).0, 15247);
-    let e = run(&mut client, "ALTER ROLE db_owner ADD MEMBER [myVM]").await.unwrap_err();
+    let e = run(&mut client, "ALTER ROLE db_owner ADD MEMBER [myVM]")
+        .await
+        .unwrap_err();
     assert_eq!(server_error(&e).0, 15151);
 }
 
@@ -215,14 +264,19 @@ async fn non_admin_cannot_create_users() {
 async fn seeding_through_state_and_execute_as_admin() {
     let server = start().await;
     server
-        .execute_as_admin(DB, "CREATE TABLE t (a int, b varchar(5)); INSERT INTO t VALUES (7, 'seven')")
+        .execute_as_admin(
+            DB,
+            "CREATE TABLE t (a int, b varchar(5)); INSERT INTO t VALUES (7, 'seven')",
+        )
         .unwrap();
     server
         .state()
         .add_user(DB, "other app", &dup_a(), &["db_datareader"])
         .unwrap();
     let mut client = connect(&server, Some(DB), &token(&dup_a())).await.unwrap();
-    let r = rows(&mut client, "SELECT b FROM t WHERE a = '7'").await.unwrap();
+    let r = rows(&mut client, "SELECT b FROM t WHERE a = '7'")
+        .await
+        .unwrap();
     assert_eq!(r[0].get::<&str, _>(0), Some("seven"));
     let e = server
         .execute_as_admin(DB, "INSERT INTO t VALUES (1, 'toolong')")
@@ -236,10 +290,7 @@ async fn seeding_through_state_and_execute_as_admin() {
 async fn insert_reports_row_counts_and_multiple_results() {
     let server = start().await;
     let mut client = connect(&server, Some(DB), &token(&admin())).await.unwrap();
-    let r = client
-        .execute("CREATE TABLE n (v int)", &[])
-        .await
-        .unwrap();
+    let r = client.execute("CREATE TABLE n (v int)", &[]).await.unwrap();
     assert_eq!(r.total(), 0);
     let r = client
         .execute("INSERT INTO n VALUES (1), (2), (3)", &[])

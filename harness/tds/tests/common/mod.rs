@@ -211,7 +211,9 @@ pub fn config() -> TdsConfig {
 }
 
 pub async fn start() -> TdsServer {
-    TdsServer::start(config(), authority()).await.expect("start")
+    TdsServer::start(config(), authority())
+        .await
+        .expect("start")
 }
 
 pub type Conn = Client<Compat<TcpStream>>;
