@@ -313,7 +313,10 @@ async fn insert_reports_row_counts_and_multiple_results() {
 async fn shutdown_closes_the_listener() {
     let server = start().await;
     let addr = server.addr();
+    let mut open = connect(&server, None, &token(&admin())).await.unwrap();
     server.shutdown();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    // Established connections are closed too.
+    assert!(rows(&mut open, "SELECT 1").await.is_err());
 }
