@@ -68,6 +68,7 @@ impl FakeEnvironment {
             client_id: d.client_id.clone(),
             auth: DeployerAuth::ClientSecret { client_id: d.client_id.clone(), secret: Secret::new(d.client_secret.clone()) },
         };
+        crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .redirect(reqwest::redirect::Policy::none())
