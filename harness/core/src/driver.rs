@@ -362,7 +362,9 @@ impl<'a> Run<'a> {
             return Err((primary.error.clone().unwrap_or_else(|| "no response".into()), Vec::new()));
         };
         let expect = self.expectation(step);
-        let mismatches = check(expect, resp, &self.bindings);
+        // Fetch-token expectations may look at the decoded claims as well as the body.
+        let view = output.as_ref().filter(|_| step.phase() == Phase::FetchToken);
+        let mismatches = check(expect, resp, &self.bindings, view);
         if !mismatches.is_empty() {
             let what = if self.trial == Trial::WithoutGrant && step.denied_without_grant.is_some() {
                 "the call was not denied as expected without the grant"

@@ -53,8 +53,9 @@ fn short(v: &Value) -> String {
     if s.len() > 200 { format!("{}...", &s[..200]) } else { s }
 }
 
-/// Compare a response with an expectation (`None` means "any 2xx").
-pub fn check(expect: Option<&Expect>, resp: &HttpResponse, bindings: &Bindings) -> Vec<Mismatch> {
+/// Compare a response with an expectation (`None` means "any 2xx"). JSON paths are looked up
+/// in `view` when given (a fetch-token step's body plus its decoded `claims`), else in the body.
+pub fn check(expect: Option<&Expect>, resp: &HttpResponse, bindings: &Bindings, view: Option<&Value>) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let Some(e) = expect else {
         if !resp.is_success() {
@@ -91,7 +92,7 @@ pub fn check(expect: Option<&Expect>, resp: &HttpResponse, bindings: &Bindings) 
             });
         }
     }
-    let body = resp.json();
+    let body = view.cloned().or_else(|| resp.json());
     let need_json = !e.json.is_empty() || !e.json_types.is_empty() || !e.absent.is_empty();
     if need_json && body.is_none() {
         out.push(Mismatch {
@@ -203,8 +204,8 @@ mod tests {
 
     #[test]
     fn default_expectation_wants_success() {
-        assert!(check(None, &resp(200, "{}"), &Bindings::default()).is_empty());
-        let m = check(None, &resp(403, r#"{"error":{"code":"AuthorizationFailed"}}"#), &Bindings::default());
+        assert!(check(None, &resp(200, "{}"), &Bindings::default(), None).is_empty());
+        let m = check(None, &resp(403, r#"{"error":{"code":"AuthorizationFailed"}}"#), &Bindings::default(), None);
         assert_eq!(m[0].actual, "403 AuthorizationFailed");
     }
 }
