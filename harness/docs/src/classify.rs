@@ -184,6 +184,9 @@ pub fn classify(block: &CodeBlock, logical: &[LogicalLine], prev: Option<BlockKi
             return c(BlockKind::Template, "arm-template", "JSON with template expressions or apiVersion/type resources");
         }
         let context = format!("{} {}", block.heading, block.prose).to_ascii_lowercase();
+        if context.contains("template") && text.starts_with('"') {
+            return c(BlockKind::Template, "arm-template", "JSON fragment to paste into a template (the prose talks about the template)");
+        }
         let prose_tail = block.prose.to_ascii_lowercase();
         if block.heading.to_ascii_lowercase().contains("request body") || prose_tail.trim_end().ends_with("request body:") {
             return c(BlockKind::RequestBody, "json", "JSON under a \"Request body\" heading");

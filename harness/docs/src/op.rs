@@ -72,6 +72,13 @@ pub struct DocOperation {
     pub issues: Vec<String>,
 }
 
+impl DocOperation {
+    /// First header with this name (case-insensitive).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
 /// Parts of a URL that may contain placeholders (so `url::Url` cannot parse it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlParts {

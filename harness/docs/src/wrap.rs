@@ -89,6 +89,11 @@ fn open_placeholder(s: &str) -> bool {
     }
 }
 
+/// Public form of the open-placeholder test (used by the raw HTTP parser).
+pub fn ends_in_open_placeholder(s: &str) -> bool {
+    open_placeholder(s)
+}
+
 /// Does the text end with a parameter name that still expects a value?
 fn ends_with_param(t: &str) -> bool {
     let last = t.split_whitespace().last().unwrap_or("");
@@ -98,8 +103,17 @@ fn ends_with_param(t: &str) -> bool {
     is_param && !last.eq_ignore_ascii_case("-UseBasicParsing")
 }
 
-fn join_without_space(prev: &str, next: &str) -> bool {
+fn join_without_space(prev: &str, next: &str, quote: char) -> bool {
     let p = prev.trim_end();
+    if open_placeholder(p) {
+        return false;
+    }
+    // Inside a quoted JSON body (`-d '{...`) the export broke a compact line: no space.
+    if let Some(q) = p.rfind(quote)
+        && p[q + quote.len_utf8()..].trim_start().starts_with(['{', '['])
+    {
+        return true;
+    }
     p.ends_with(['-', '?', '/', '=', '&', ':', '%', '.'])
         || next.starts_with(['&', '?', '=', '/', '%'])
 }
@@ -147,7 +161,7 @@ pub fn logical_lines(lines: &[String], first_line: usize) -> Vec<LogicalLine> {
                     c.text.push_str(t);
                 } else {
                     c.rewrapped = true;
-                    if (quote.is_some() && join_without_space(&prev, t))
+                    if quote.is_some_and(|q| join_without_space(&prev, t, q))
                         || prev.ends_with(" -")
                         || prev == "-"
                     {

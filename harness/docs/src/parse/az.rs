@@ -58,7 +58,12 @@ pub fn parse(line: &str) -> Result<AzCommand, ParseError> {
         .iter()
         .map(|t| crate::placeholder::unprotect(t))
         .collect();
-    let start = tokens.iter().position(|t| t == "az").ok_or(ParseError::NotThisTool("az"))?;
+    let start = tokens.iter().position(|t| t == "az" || t.ends_with("$(az")).ok_or(ParseError::NotThisTool("az"))?;
+    let subshell = tokens[start] != "az";
+    let mut tokens = tokens;
+    if subshell && let Some(last) = tokens.last_mut() && last.ends_with(')') {
+        last.pop();
+    }
     let mut path = Vec::new();
     let mut i = start + 1;
     while i < tokens.len() && !tokens[i].starts_with('-') {
@@ -91,7 +96,11 @@ pub fn parse(line: &str) -> Result<AzCommand, ParseError> {
             let name = match expand_short(t, &path) {
                 Some(n) => n.to_string(),
                 None => {
-                    issues.push(format!("`{t}` is not a known short option (long options take `--`)"));
+                    // Single-letter short options are command specific; a longer word after a
+                    // single dash is a long option missing its second dash.
+                    if t.chars().count() > 2 {
+                        issues.push(format!("`{t}` is a long option written with one dash (az long options take `--`)"));
+                    }
                     t.trim_start_matches('-').to_string()
                 }
             };

@@ -6,7 +6,8 @@ pub const METHODS: &[&str] = &["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", 
 
 /// Is this line an HTTP request line (`METHOD target [HTTP/x.y]`)?
 pub fn is_request_line(line: &str) -> bool {
-    let mut it = line.split_whitespace();
+    let protected = crate::placeholder::protect(line);
+    let mut it = protected.split_whitespace();
     let (Some(m), Some(target)) = (it.next(), it.next()) else { return false };
     let version = it.next();
     METHODS.contains(&m)
@@ -17,14 +18,29 @@ pub fn is_request_line(line: &str) -> bool {
 
 /// Parse a raw HTTP request. `lines` are the block lines (already re-joined where wrapped).
 pub fn parse(lines: &[String]) -> Result<HttpRequest, ParseError> {
-    let mut iter = lines.iter().map(|l| l.trim()).skip_while(|l| l.is_empty());
-    let first = iter.next().ok_or_else(|| ParseError::RequestLine(String::new()))?;
+    let mut iter = lines.iter().map(|l| l.trim()).skip_while(|l| l.is_empty()).peekable();
+    let mut first = iter.next().ok_or_else(|| ParseError::RequestLine(String::new()))?.to_string();
+    // The export wraps long request lines: join until the `HTTP/x` version or a header line.
+    while !first.contains(" HTTP/") {
+        let Some(next) = iter.peek() else { break };
+        let looks_header = next.split_once(':').is_some_and(|(k, _)| !k.is_empty() && !k.contains(' ') && !k.contains('/'));
+        if next.is_empty() || looks_header {
+            break;
+        }
+        if crate::wrap::ends_in_open_placeholder(&first) || next.starts_with("HTTP/") {
+            first.push(' ');
+        }
+        first.push_str(next);
+        iter.next();
+    }
+    let first = first.as_str();
     if !is_request_line(first) {
         return Err(ParseError::RequestLine(first.to_string()));
     }
-    let mut parts = first.split_whitespace();
+    let protected = crate::placeholder::protect(first);
+    let mut parts = protected.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default().to_string();
+    let target = crate::placeholder::unprotect(parts.next().unwrap_or_default());
     let mut headers = Vec::new();
     let mut issues = Vec::new();
     let mut body_lines = Vec::new();
