@@ -805,7 +805,17 @@ fn response_status(a: &BlockAnalysis, req: Option<(&BlockAnalysis, &[ExecResult]
             (Status::Works, format!("matches the response of L{}", last.line))
         }
     } else {
-        let msgs: Vec<&str> = drift.iter().map(|d| d.message.as_str()).collect();
+        let msgs: Vec<String> = drift
+            .iter()
+            .map(|d| {
+                let key = d.path.rsplit('.').next().unwrap_or(&d.path);
+                let key = key.split('[').next().unwrap_or(key);
+                match find_line(&a.block, &format!("\"{key}\"")) {
+                    Some(l) => format!("L{l}: {}", d.message),
+                    None => d.message.clone(),
+                }
+            })
+            .collect();
         (Status::Drifted, msgs.join("; "))
     }
 }

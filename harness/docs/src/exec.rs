@@ -146,13 +146,20 @@ impl StubCloud {
         if !auth.starts_with("Bearer ") || auth.len() <= 7 {
             return json_response(401, &json!({"error":{"code":"AuthenticationFailed","message":"Authentication failed. The 'Authorization' header is missing."}}));
         }
-        let Some(v) = parts.query_value("api-version") else {
-            return json_response(400, &json!({"error":{"code":"MissingApiVersionParameter","message":"The api-version query parameter (?api-version=) is required for all requests."}}));
+        // Requests inferred from a CLI/PowerShell command carry the tool's own version.
+        let v = match parts.query_value("api-version") {
+            Some(v) => v.to_string(),
+            None if req.inferred => String::new(),
+            None => {
+                return json_response(400, &json!({"error":{"code":"MissingApiVersionParameter","message":"The api-version query parameter (?api-version=) is required for all requests."}}));
+            }
         };
+        let v = v.as_str();
         let Action::Arm { resource_type, .. } = &req.action else {
             return json_response(400, &json!({"error":{"code":"InvalidRequest","message":"not an ARM operation"}}));
         };
         if let Some(accepted) = specs::arm_versions(resource_type)
+            && !v.is_empty()
             && !accepted.contains(&v)
         {
             return json_response(

@@ -244,7 +244,8 @@ mod tests {
     #[case("{\n \"a\": \"x\n y\"\n}", true, 1)]
     #[case("{\n \"a\": 1 // c\n}", true, 1)]
     #[case("{\n  \"a\": 1}\n}", false, 3)]
-    #[case("\n\"odata.metadata\":\"x\",\n\"value\":[]\n", false, 2)]
+    #[case("\n\"odata.metadata\":\"x\",\n\"value\":[]\n", true, 1)]
+    #[case("\"a\": 1,\n\"b\": }", false, 2)]
     fn lenient(#[case] text: &str, #[case] ok: bool, #[case] n: usize) {
         match parse_lenient(text) {
             Ok(j) => {
