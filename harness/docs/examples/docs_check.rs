@@ -5,7 +5,11 @@ fn main() {
     let mut format = "text";
     let mut reports = Vec::new();
     let world = World::new();
-    let opts = CheckOptions { world: &world, executor: &NotExecuted, coverage: &[] };
+    let opts = CheckOptions {
+        world: &world,
+        executor: &NotExecuted,
+        coverage: &[],
+    };
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--md" => format = "md",

@@ -32,7 +32,10 @@ pub struct ResolvedRequest {
 
 impl ResolvedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -62,7 +65,11 @@ pub fn resolve(op: &DocOperation, world: &World) -> ResolvedRequest {
         v
     };
     let url = sub(&op.url);
-    let headers = op.headers.iter().map(|(k, v)| (k.clone(), sub(v))).collect();
+    let headers = op
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), sub(v)))
+        .collect();
     let body = op.body.as_deref().map(&mut sub);
     ResolvedRequest {
         method: op.method.clone(),
@@ -94,7 +101,11 @@ impl Executor for NotExecuted {
 pub struct StubCloud;
 
 fn json_response(status: u16, body: &serde_json::Value) -> ExecResponse {
-    ExecResponse { status, headers: vec![("Content-Type".into(), "application/json".into())], body: body.to_string() }
+    ExecResponse {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.to_string(),
+    }
 }
 
 impl StubCloud {
@@ -102,22 +113,41 @@ impl StubCloud {
         use serde_json::json;
         let parts = split_url(&req.url);
         if req.method != "GET" && req.service == Service::Imds {
-            return json_response(405, &json!({"error":"method_not_allowed","error_description":"Method not allowed"}));
+            return json_response(
+                405,
+                &json!({"error":"method_not_allowed","error_description":"Method not allowed"}),
+            );
         }
         if req.header("Metadata") != Some("true") {
-            return json_response(400, &json!({"error":"bad_request_102","error_description":"Required metadata header not specified"}));
+            return json_response(
+                400,
+                &json!({"error":"bad_request_102","error_description":"Required metadata header not specified"}),
+            );
         }
         if req.service == Service::Imds {
             let Some(v) = parts.query_value("api-version") else {
-                return json_response(400, &json!({"error":"invalid_request","error_description":"Required query variable 'api-version' is missing"}));
+                return json_response(
+                    400,
+                    &json!({"error":"invalid_request","error_description":"Required query variable 'api-version' is missing"}),
+                );
             };
             if !specs::data_plane_versions(Service::Imds).is_some_and(|vs| vs.contains(&v)) {
-                return json_response(400, &json!({"error":"invalid_request","error_description":format!("Invalid version '{v}'")}));
+                return json_response(
+                    400,
+                    &json!({"error":"invalid_request","error_description":format!("Invalid version '{v}'")}),
+                );
             }
         }
         let resource = match &req.action {
-            Action::ImdsToken { resource: Some(r), .. } => r.clone(),
-            _ => return json_response(400, &json!({"error":"invalid_request","error_description":"Required query variable 'resource' is missing"})),
+            Action::ImdsToken {
+                resource: Some(r), ..
+            } => r.clone(),
+            _ => {
+                return json_response(
+                    400,
+                    &json!({"error":"invalid_request","error_description":"Required query variable 'resource' is missing"}),
+                );
+            }
         };
         if specs::audience_service(&resource).is_none() {
             return json_response(
@@ -144,19 +174,28 @@ impl StubCloud {
         let parts = split_url(&req.url);
         let auth = req.header("Authorization").unwrap_or("");
         if !auth.starts_with("Bearer ") || auth.len() <= 7 {
-            return json_response(401, &json!({"error":{"code":"AuthenticationFailed","message":"Authentication failed. The 'Authorization' header is missing."}}));
+            return json_response(
+                401,
+                &json!({"error":{"code":"AuthenticationFailed","message":"Authentication failed. The 'Authorization' header is missing."}}),
+            );
         }
         // Requests inferred from a CLI/PowerShell command carry the tool's own version.
         let v = match parts.query_value("api-version") {
             Some(v) => v.to_string(),
             None if req.inferred => String::new(),
             None => {
-                return json_response(400, &json!({"error":{"code":"MissingApiVersionParameter","message":"The api-version query parameter (?api-version=) is required for all requests."}}));
+                return json_response(
+                    400,
+                    &json!({"error":{"code":"MissingApiVersionParameter","message":"The api-version query parameter (?api-version=) is required for all requests."}}),
+                );
             }
         };
         let v = v.as_str();
         let Action::Arm { resource_type, .. } = &req.action else {
-            return json_response(400, &json!({"error":{"code":"InvalidRequest","message":"not an ARM operation"}}));
+            return json_response(
+                400,
+                &json!({"error":{"code":"InvalidRequest","message":"not an ARM operation"}}),
+            );
         };
         if let Some(accepted) = specs::arm_versions(resource_type)
             && !v.is_empty()
@@ -177,7 +216,8 @@ impl StubCloud {
             json!({"id": path, "name": name, "type": resource_type, "location": "westus"})
         };
         if let (Some(b), serde_json::Value::Object(out)) = (req.body.as_deref(), &mut body)
-            && let Ok(serde_json::Value::Object(sent)) = serde_json::from_str::<serde_json::Value>(b)
+            && let Ok(serde_json::Value::Object(sent)) =
+                serde_json::from_str::<serde_json::Value>(b)
         {
             for (k, v) in sent {
                 out.entry(k).or_insert(v);

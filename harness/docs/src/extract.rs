@@ -186,7 +186,10 @@ pub fn extract_markdown(text: &str) -> Vec<CodeBlock> {
                     b.lines = if content.is_empty() {
                         Vec::new()
                     } else {
-                        content.split('\n').map(|l| l.trim_end_matches('\r').to_string()).collect()
+                        content
+                            .split('\n')
+                            .map(|l| l.trim_end_matches('\r').to_string())
+                            .collect()
                     };
                     // An unterminated fence runs to the end of the document.
                     if b.fenced && b.end_line < b.content_start + b.lines.len() {
@@ -205,11 +208,7 @@ pub fn extract_markdown(text: &str) -> Vec<CodeBlock> {
                     para_buf.push_str(&t);
                 }
             }
-            Event::SoftBreak | Event::HardBreak => {
-                if in_para {
-                    para_buf.push(' ');
-                }
-            }
+            Event::SoftBreak | Event::HardBreak if in_para => para_buf.push(' '),
             _ => {}
         }
     }
@@ -291,7 +290,7 @@ pub fn extract_text_export(text: &str) -> Vec<CodeBlock> {
             if let Some(h) = heading_text(t) {
                 heading = h.1.to_string();
                 if h.0 == 1 {
-                    article_title = heading.clone();
+                    article_title.clone_from(&heading);
                     article_line = lineno;
                 }
                 prose.clear();
@@ -437,7 +436,10 @@ mod tests {
 
     #[test]
     fn detect_formats() {
-        assert_eq!(SourceFormat::detect("---\nx\n---\n"), SourceFormat::Markdown);
+        assert_eq!(
+            SourceFormat::detect("---\nx\n---\n"),
+            SourceFormat::Markdown
+        );
         assert_eq!(
             SourceFormat::detect("# A\n3/26/2019 • 3 minutes to read\n"),
             SourceFormat::TextExport

@@ -24,7 +24,10 @@ pub struct LenientJson {
 /// Errors report the line of the first strict error that remains.
 pub fn parse_lenient(text: &str) -> Result<LenientJson, JsonProblem> {
     if let Ok(value) = serde_json::from_str::<Value>(text) {
-        return Ok(LenientJson { value, notes: Vec::new() });
+        return Ok(LenientJson {
+            value,
+            notes: Vec::new(),
+        });
     }
     let mut notes = Vec::new();
     // Pass 1: drop `//` comments outside strings (line count preserved).
@@ -51,14 +54,12 @@ pub fn parse_lenient(text: &str) -> Result<LenientJson, JsonProblem> {
     let mut open = false;
     let mut wrapped = false;
     for (i, l) in lines.into_iter().enumerate() {
-        if open {
-            if let Some((last, _)) = joined.last_mut() {
-                last.push(' ');
-                last.push_str(l.trim_start());
-                wrapped = true;
-                open = ends_in_string(last);
-                continue;
-            }
+        if open && let Some((last, _)) = joined.last_mut() {
+            last.push(' ');
+            last.push_str(l.trim_start());
+            wrapped = true;
+            open = ends_in_string(last);
+            continue;
         }
         open = ends_in_string(&l);
         joined.push((l, i + 1));
@@ -66,10 +67,16 @@ pub fn parse_lenient(text: &str) -> Result<LenientJson, JsonProblem> {
     if wrapped {
         notes.push("a string was wrapped across lines by the export".into());
     }
-    let text2: String = joined.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join("\n");
+    let text2: String = joined
+        .iter()
+        .map(|(l, _)| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     match serde_json::from_str::<Value>(&text2) {
         Ok(value) => Ok(LenientJson { value, notes }),
-        Err(_) if text2.trim_start().starts_with('"') && !text2.trim_start().starts_with("\"\"") => {
+        Err(_)
+            if text2.trim_start().starts_with('"') && !text2.trim_start().starts_with("\"\"") =>
+        {
             // A fragment (`"identity": {...},`) meant to be pasted into a larger document.
             let frag = format!("{{\n{}\n}}", text2.trim_end().trim_end_matches(','));
             match serde_json::from_str::<Value>(&frag) {
@@ -78,14 +85,24 @@ pub fn parse_lenient(text: &str) -> Result<LenientJson, JsonProblem> {
                     Ok(LenientJson { value, notes })
                 }
                 Err(e) => {
-                    let line = joined.get(e.line().saturating_sub(2)).map_or(e.line(), |(_, n)| *n);
-                    Err(JsonProblem { line, message: describe(&e) })
+                    let line = joined
+                        .get(e.line().saturating_sub(2))
+                        .map_or(e.line(), |(_, n)| *n);
+                    Err(JsonProblem {
+                        line,
+                        message: describe(&e),
+                    })
                 }
             }
         }
         Err(e) => {
-            let line = joined.get(e.line().saturating_sub(1)).map_or(e.line(), |(_, n)| *n);
-            Err(JsonProblem { line, message: describe(&e) })
+            let line = joined
+                .get(e.line().saturating_sub(1))
+                .map_or(e.line(), |(_, n)| *n);
+            Err(JsonProblem {
+                line,
+                message: describe(&e),
+            })
         }
     }
 }
@@ -153,7 +170,11 @@ fn type_name(v: &Value) -> &'static str {
 
 fn show(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 60 { format!("{}...", s.chars().take(60).collect::<String>()) } else { s }
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(60).collect::<String>())
+    } else {
+        s
+    }
 }
 
 /// Compare a documented example response with the actual one.
@@ -164,31 +185,44 @@ pub fn compare(doc: &Value, actual: &Value) -> Vec<Difference> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn walk(doc: &Value, actual: &Value, path: &str, out: &mut Vec<Difference>) {
     match (doc, actual) {
         (Value::Object(d), Value::Object(a)) => {
             for (k, dv) in d {
-                match a.get(k) {
-                    Some(av) => walk(dv, av, &join(path, k), out),
-                    None => {
-                        let near = a.keys().find(|ak| ak.eq_ignore_ascii_case(k) || strip(ak) == strip(k));
-                        let hint = near.map(|n| format!(" (service has `{n}`)")).unwrap_or_default();
-                        out.push(Difference {
-                            path: join(path, k),
-                            message: format!("{}: doc shows the field, service response does not have it{hint}", join(path, k)),
-                            drift: true,
-                        });
-                    }
+                if let Some(av) = a.get(k) {
+                    walk(dv, av, &join(path, k), out);
+                } else {
+                    let near = a
+                        .keys()
+                        .find(|ak| ak.eq_ignore_ascii_case(k) || strip(ak) == strip(k));
+                    let hint = near
+                        .map(|n| format!(" (service has `{n}`)"))
+                        .unwrap_or_default();
+                    out.push(Difference {
+                        path: join(path, k),
+                        message: format!(
+                            "{}: doc shows the field, service response does not have it{hint}",
+                            join(path, k)
+                        ),
+                        drift: true,
+                    });
                 }
             }
             for k in a.keys() {
                 if !d.contains_key(k) {
                     out.push(Difference {
                         path: join(path, k),
-                        message: format!("{}: service also returns this field (not shown in the doc)", join(path, k)),
+                        message: format!(
+                            "{}: service also returns this field (not shown in the doc)",
+                            join(path, k)
+                        ),
                         drift: false,
                     });
                 }
@@ -203,26 +237,47 @@ fn walk(doc: &Value, actual: &Value, path: &str, out: &mut Vec<Difference>) {
             // A documented placeholder string stands for any value.
             if let Value::String(s) = d
                 && !matches!(a, Value::Object(_) | Value::Array(_))
-                && crate::placeholder::find(s).iter().any(|p| p.text.starts_with('<'))
+                && crate::placeholder::find(s)
+                    .iter()
+                    .any(|p| p.text.starts_with('<'))
             {
                 return;
             }
             out.push(Difference {
                 path: path.to_string(),
-                message: format!("{path}: doc shows {} {}, service returns {} {}", type_name(d), show(d), type_name(a), show(a)),
+                message: format!(
+                    "{path}: doc shows {} {}, service returns {} {}",
+                    type_name(d),
+                    show(d),
+                    type_name(a),
+                    show(a)
+                ),
                 drift: true,
             });
         }
         (Value::String(d), Value::String(a)) => {
             if d != a && !is_wildcard_value(d) && !is_wildcard_value(a) {
-                out.push(Difference { path: path.to_string(), message: format!("{path}: doc shows \"{d}\", service returns \"{a}\""), drift: true });
+                out.push(Difference {
+                    path: path.to_string(),
+                    message: format!("{path}: doc shows \"{d}\", service returns \"{a}\""),
+                    drift: true,
+                });
             }
         }
         (d, a) => {
             if d != a {
-                let numeric_sample = matches!(d, Value::Number(_)) && is_wildcard_value(&d.to_string());
+                let numeric_sample =
+                    matches!(d, Value::Number(_)) && is_wildcard_value(&d.to_string());
                 if !numeric_sample {
-                    out.push(Difference { path: path.to_string(), message: format!("{path}: doc shows {}, service returns {}", show(d), show(a)), drift: true });
+                    out.push(Difference {
+                        path: path.to_string(),
+                        message: format!(
+                            "{path}: doc shows {}, service returns {}",
+                            show(d),
+                            show(a)
+                        ),
+                        drift: true,
+                    });
                 }
             }
         }
@@ -230,7 +285,10 @@ fn walk(doc: &Value, actual: &Value, path: &str, out: &mut Vec<Difference>) {
 }
 
 fn strip(s: &str) -> String {
-    s.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase()
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -265,9 +323,18 @@ mod tests {
         let actual = json!({"access_token":"abc","expires_in":"3599","resource":"https://management.azure.com/","token_type":"Bearer","not_before":"1"});
         let d = compare(&doc, &actual);
         let msgs: Vec<&str> = d.iter().map(|x| x.message.as_str()).collect();
-        assert!(msgs.contains(&"expires_in: doc shows number 3599, service returns string \"3599\""), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.starts_with("resource: doc shows \"https://management.azure.com\"")));
-        assert!(msgs.iter().any(|m| m.starts_with("accessToken2: doc shows the field")));
+        assert!(
+            msgs.contains(&"expires_in: doc shows number 3599, service returns string \"3599\""),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("resource: doc shows \"https://management.azure.com\""))
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("accessToken2: doc shows the field"))
+        );
         assert!(d.iter().any(|x| x.path == "not_before" && !x.drift));
         assert_eq!(d.iter().filter(|x| x.drift).count(), 3);
     }

@@ -18,8 +18,15 @@ pub struct Placeholder {
 /// Canonical key for a placeholder spelling: `<SUBSCRIPTION ID>`, `<SUBSCRIPTION-ID>`,
 /// `<SUBSCRIPTIONID>`, `<subscription_id>` all map to `subscription_id`.
 pub fn normalise(name: &str) -> String {
-    let inner = name.trim().trim_start_matches(['<', '{', '$']).trim_end_matches(['>', '}']);
-    let squashed: String = inner.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_uppercase();
+    let inner = name
+        .trim()
+        .trim_start_matches(['<', '{', '$'])
+        .trim_end_matches(['>', '}']);
+    let squashed: String = inner
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_uppercase();
     let canonical = match squashed.as_str() {
         "SUBSCRIPTIONID" | "SUBSCRIPTION" | "SUBID" | "SUB" => "subscription_id",
         "RESOURCEGROUP" | "RESOURCEGROUPNAME" | "RG" | "RGNAME" => "resource_group",
@@ -36,7 +43,11 @@ pub fn normalise(name: &str) -> String {
         "TENANTID" | "TENANT" => "tenant_id",
         _ => "",
     };
-    if canonical.is_empty() { squashed.to_ascii_lowercase() } else { canonical.to_string() }
+    if canonical.is_empty() {
+        squashed.to_ascii_lowercase()
+    } else {
+        canonical.to_string()
+    }
 }
 
 /// Find `<...>` placeholders and `$Variables` in `s`.
@@ -51,11 +62,21 @@ pub fn find(s: &str) -> Vec<Placeholder> {
                     let inner = &s[i + 1..i + 1 + rel];
                     let ok = !inner.is_empty()
                         && inner.len() <= 60
-                        && inner.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                        && inner.chars().all(|c| c.is_ascii_alphanumeric() || " _-.'".contains(c));
+                        && inner
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphabetic())
+                        && inner
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || " _-.'".contains(c));
                     if ok {
                         let end = i + rel + 2;
-                        out.push(Placeholder { text: s[i..end].to_string(), key: normalise(inner), start: i, end });
+                        out.push(Placeholder {
+                            text: s[i..end].to_string(),
+                            key: normalise(inner),
+                            start: i,
+                            end,
+                        });
                         i = end;
                         continue;
                     }
@@ -63,12 +84,22 @@ pub fn find(s: &str) -> Vec<Placeholder> {
             }
             b'$' => {
                 let rest = &s[i + 1..];
-                let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+                let len = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
                 // `$filter`, `$metadata`, `$skipToken` are OData, not variables.
                 let name = &rest[..len];
-                if len > 0 && name.chars().next().is_some_and(char::is_alphabetic) && !is_odata(name) {
+                if len > 0
+                    && name.chars().next().is_some_and(char::is_alphabetic)
+                    && !is_odata(name)
+                {
                     let end = i + 1 + len;
-                    out.push(Placeholder { text: s[i..end].to_string(), key: normalise(name), start: i, end });
+                    out.push(Placeholder {
+                        text: s[i..end].to_string(),
+                        key: normalise(name),
+                        start: i,
+                        end,
+                    });
                     i = end;
                     continue;
                 }
@@ -81,7 +112,10 @@ pub fn find(s: &str) -> Vec<Placeholder> {
 }
 
 fn is_odata(name: &str) -> bool {
-    matches!(name.to_ascii_lowercase().as_str(), "filter" | "metadata" | "skiptoken" | "top" | "expand" | "select" | "orderby")
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "filter" | "metadata" | "skiptoken" | "top" | "expand" | "select" | "orderby"
+    )
 }
 
 const SPACE_SENTINEL: char = '\u{1f}';
@@ -124,6 +158,7 @@ impl World {
         self
     }
 
+    #[must_use]
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
         self.set(name, value);
         self
@@ -140,13 +175,12 @@ impl World {
         let mut last = 0;
         for p in find(s) {
             out.push_str(&s[last..p.start]);
-            match self.values.get(&p.key) {
-                Some(v) => out.push_str(v),
-                None => {
-                    out.push_str(&p.text);
-                    if !unresolved.contains(&p.text) {
-                        unresolved.push(p.text.clone());
-                    }
+            if let Some(v) = self.values.get(&p.key) {
+                out.push_str(v);
+            } else {
+                out.push_str(&p.text);
+                if !unresolved.contains(&p.text) {
+                    unresolved.push(p.text.clone());
                 }
             }
             last = p.end;
@@ -188,7 +222,10 @@ pub fn is_wildcard_value(v: &str) -> bool {
 pub fn looks_like_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
-        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 #[cfg(test)]
@@ -214,9 +251,14 @@ mod tests {
 
     #[test]
     fn finds_and_substitutes() {
-        let w = World::new().with("subscription id", "sub-1").with("<ACCESS TOKEN>", "tok");
+        let w = World::new()
+            .with("subscription id", "sub-1")
+            .with("<ACCESS TOKEN>", "tok");
         let (s, un) = w.substitute("https://m/subscriptions/<SUBSCRIPTION-ID>/resourceGroups/<RESOURCE GROUP>?$filter=x Bearer $ArmToken");
-        assert_eq!(s, "https://m/subscriptions/sub-1/resourceGroups/<RESOURCE GROUP>?$filter=x Bearer tok");
+        assert_eq!(
+            s,
+            "https://m/subscriptions/sub-1/resourceGroups/<RESOURCE GROUP>?$filter=x Bearer tok"
+        );
         assert_eq!(un, vec!["<RESOURCE GROUP>"]);
     }
 

@@ -95,13 +95,22 @@ impl From<&DocOperation> for OpSummary {
             OpSource::AzCli(c) | OpSource::Cmdlet(c) => c.clone(),
         };
         let action = match &op.action {
-            Action::ImdsToken { resource, identity, .. } => {
-                format!("token for {} ({identity:?})", resource.as_deref().unwrap_or("<no resource>"))
+            Action::ImdsToken {
+                resource, identity, ..
+            } => {
+                format!(
+                    "token for {} ({identity:?})",
+                    resource.as_deref().unwrap_or("<no resource>")
+                )
             }
             Action::Arm { action, .. } => action.clone(),
             Action::OperatorToken { resource } => format!("operator token for {resource}"),
             Action::SignIn { managed_identity } => {
-                if *managed_identity { "sign in with the managed identity".into() } else { "operator sign-in".into() }
+                if *managed_identity {
+                    "sign in with the managed identity".into()
+                } else {
+                    "operator sign-in".into()
+                }
             }
             Action::DataPlane { what } => what.clone(),
             Action::Unmapped { why } => why.clone(),
@@ -176,14 +185,33 @@ pub struct ArticleReport {
 }
 
 impl ArticleReport {
-    pub fn new(article: &str, format: SourceFormat, blocks: Vec<BlockReport>, findings: Vec<Finding>) -> Self {
-        let mut summary = Summary { blocks: blocks.len(), ..Summary::default() };
-        for s in [Status::Works, Status::Drifted, Status::Broken, Status::NotCheckable] {
+    pub fn new(
+        article: &str,
+        format: SourceFormat,
+        blocks: Vec<BlockReport>,
+        findings: Vec<Finding>,
+    ) -> Self {
+        let mut summary = Summary {
+            blocks: blocks.len(),
+            ..Summary::default()
+        };
+        for s in [
+            Status::Works,
+            Status::Drifted,
+            Status::Broken,
+            Status::NotCheckable,
+        ] {
             summary.by_status.insert(s.label().to_string(), 0);
         }
         for b in &blocks {
-            *summary.by_status.entry(b.status.label().to_string()).or_default() += 1;
-            *summary.by_kind.entry(b.kind.label().to_string()).or_default() += 1;
+            *summary
+                .by_status
+                .entry(b.status.label().to_string())
+                .or_default() += 1;
+            *summary
+                .by_kind
+                .entry(b.kind.label().to_string())
+                .or_default() += 1;
         }
         for f in &findings {
             match f.severity {
@@ -192,16 +220,35 @@ impl ArticleReport {
                 Severity::Note => summary.notes += 1,
             }
         }
-        let actionable: Vec<&BlockReport> = blocks.iter().filter(|b| b.kind.is_actionable()).collect();
-        let covered = actionable.iter().filter(|b| !b.covered_by.is_empty()).count();
+        let actionable: Vec<&BlockReport> =
+            blocks.iter().filter(|b| b.kind.is_actionable()).collect();
+        let covered = actionable
+            .iter()
+            .filter(|b| !b.covered_by.is_empty())
+            .count();
         let coverage = Coverage {
             actionable_blocks: actionable.len(),
             covered_blocks: covered,
             #[allow(clippy::cast_precision_loss)]
-            share: if actionable.is_empty() { 1.0 } else { covered as f64 / actionable.len() as f64 },
-            uncovered_lines: actionable.iter().filter(|b| b.covered_by.is_empty()).map(|b| b.start_line).collect(),
+            share: if actionable.is_empty() {
+                1.0
+            } else {
+                covered as f64 / actionable.len() as f64
+            },
+            uncovered_lines: actionable
+                .iter()
+                .filter(|b| b.covered_by.is_empty())
+                .map(|b| b.start_line)
+                .collect(),
         };
-        Self { article: article.to_string(), format, summary, coverage, findings, blocks }
+        Self {
+            article: article.to_string(),
+            format,
+            summary,
+            coverage,
+            findings,
+            blocks,
+        }
     }
 
     fn count(&self, s: Status) -> usize {
@@ -210,13 +257,29 @@ impl ArticleReport {
 }
 
 fn lines(a: usize, b: usize) -> String {
-    if a == b { format!("L{a}") } else { format!("L{a}-{b}") }
+    if a == b {
+        format!("L{a}")
+    } else {
+        format!("L{a}-{b}")
+    }
 }
 
 /// Summary table (text), one row per article.
 pub fn summary_table(reports: &[ArticleReport]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{:<28} {:>6} {:>6} {:>8} {:>7} {:>14} {:>7} {:>9} {:>9}", "article", "blocks", "works", "drifted", "broken", "not-checkable", "errors", "warnings", "coverage");
+    let _ = writeln!(
+        s,
+        "{:<28} {:>6} {:>6} {:>8} {:>7} {:>14} {:>7} {:>9} {:>9}",
+        "article",
+        "blocks",
+        "works",
+        "drifted",
+        "broken",
+        "not-checkable",
+        "errors",
+        "warnings",
+        "coverage"
+    );
     for r in reports {
         let _ = writeln!(
             s,
@@ -241,10 +304,28 @@ pub fn render_text(reports: &[ArticleReport]) -> String {
     for r in reports {
         let _ = writeln!(s, "\n== {} ({:?}) ==", r.article, r.format);
         for b in &r.blocks {
-            let cov = if b.covered_by.is_empty() { String::new() } else { format!(" [{}]", b.covered_by.join(", ")) };
-            let _ = writeln!(s, "{:<12} {:<16} {:<13} {}{cov}", lines(b.start_line, b.end_line), b.kind.label(), b.status.label(), b.reason);
+            let cov = if b.covered_by.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", b.covered_by.join(", "))
+            };
+            let _ = writeln!(
+                s,
+                "{:<12} {:<16} {:<13} {}{cov}",
+                lines(b.start_line, b.end_line),
+                b.kind.label(),
+                b.status.label(),
+                b.reason
+            );
             for f in b.findings.iter().filter(|f| f.severity != Severity::Note) {
-                let _ = writeln!(s, "    {:?} {}: {:?}: {}", f.severity, lines(f.line, f.end_line), f.kind, f.message);
+                let _ = writeln!(
+                    s,
+                    "    {:?} {}: {:?}: {}",
+                    f.severity,
+                    lines(f.line, f.end_line),
+                    f.kind,
+                    f.message
+                );
             }
         }
     }
@@ -283,13 +364,24 @@ pub fn render_markdown(reports: &[ArticleReport]) -> String {
     }
     for r in reports {
         let _ = writeln!(s, "\n## `{}`\n", r.article);
-        let problems: Vec<&crate::report::Finding> = r.findings.iter().filter(|f| f.severity != Severity::Note).collect();
+        let problems: Vec<&crate::report::Finding> = r
+            .findings
+            .iter()
+            .filter(|f| f.severity != Severity::Note)
+            .collect();
         if problems.is_empty() {
             s.push_str("No problems found.\n");
         } else {
             s.push_str("### Problems to fix\n\n| Lines | Severity | Kind | What is wrong |\n|---|---|---|---|\n");
             for f in problems {
-                let _ = writeln!(s, "| {} | {:?} | {:?} | {} |", lines(f.line, f.end_line), f.severity, f.kind, md_escape(&f.message));
+                let _ = writeln!(
+                    s,
+                    "| {} | {:?} | {:?} | {} |",
+                    lines(f.line, f.end_line),
+                    f.severity,
+                    f.kind,
+                    md_escape(&f.message)
+                );
             }
         }
         s.push_str("\n### Every example\n\n| Lines | Section | Kind | Status | Why | Scenario |\n|---|---|---|---|---|---|\n");

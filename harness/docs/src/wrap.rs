@@ -18,10 +18,43 @@ pub struct LogicalLine {
 
 /// Words that start a new command (so a line starting with one is not a continuation).
 const COMMAND_STARTS: &[&str] = &[
-    "curl", "az", "echo", "ssh", "cat", "sudo", "export", "set", "cd", "ls", "wget", "http", "python",
-    "dotnet", "go", "java", "PS", "Connect-", "Install-", "Import-", "Login-", "Add-", "Get-", "New-",
-    "Set-", "Update-", "Remove-", "Invoke-", "Select-", "Write-", "ConvertFrom-", "ConvertTo-",
-    "Register-", "Start-", "Stop-", "Restart-", "Disconnect-",
+    "curl",
+    "az",
+    "echo",
+    "ssh",
+    "cat",
+    "sudo",
+    "export",
+    "set",
+    "cd",
+    "ls",
+    "wget",
+    "http",
+    "python",
+    "dotnet",
+    "go",
+    "java",
+    "PS",
+    "Connect-",
+    "Install-",
+    "Import-",
+    "Login-",
+    "Add-",
+    "Get-",
+    "New-",
+    "Set-",
+    "Update-",
+    "Remove-",
+    "Invoke-",
+    "Select-",
+    "Write-",
+    "ConvertFrom-",
+    "ConvertTo-",
+    "Register-",
+    "Start-",
+    "Stop-",
+    "Restart-",
+    "Disconnect-",
 ];
 
 fn starts_new_command(t: &str) -> bool {
@@ -99,7 +132,11 @@ fn ends_with_param(t: &str) -> bool {
     let last = t.split_whitespace().last().unwrap_or("");
     let is_param = last.len() > 1
         && last.starts_with('-')
-        && last[1..].trim_start_matches('-').chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+        && last[1..]
+            .trim_start_matches('-')
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic());
     is_param && !last.eq_ignore_ascii_case("-UseBasicParsing")
 }
 
@@ -110,7 +147,9 @@ fn join_without_space(prev: &str, next: &str, quote: char) -> bool {
     }
     // Inside a quoted JSON body (`-d '{...`) the export broke a compact line: no space.
     if let Some(q) = p.rfind(quote)
-        && p[q + quote.len_utf8()..].trim_start().starts_with(['{', '['])
+        && p[q + quote.len_utf8()..]
+            .trim_start()
+            .starts_with(['{', '['])
     {
         return true;
     }
@@ -131,21 +170,24 @@ pub fn logical_lines(lines: &[String], first_line: usize) -> Vec<LogicalLine> {
         if let Some(mut c) = cur.take() {
             let prev = c.text.clone();
             let explicit = prev.ends_with('\\') || prev.ends_with('`');
-            let continues = if explicit {
-                true
-            } else if t.is_empty() {
-                quote.is_some()
-            } else if quote.is_some() || open_placeholder(&prev) {
-                true
-            } else if prev.ends_with(" -") || prev == "-" {
-                true
-            } else if brace_depth(&prev) > 0 {
+            let continues = if t.is_empty() {
+                explicit || quote.is_some()
+            } else if explicit
+                || quote.is_some()
+                || open_placeholder(&prev)
+                || prev.ends_with(" -")
+                || prev == "-"
+                || brace_depth(&prev) > 0
+            {
                 true
             } else if starts_new_command(t) {
                 false
             } else {
                 ends_with_param(&prev)
-                    || (t.starts_with('-') && t.chars().nth(1).is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '-'))
+                    || (t.starts_with('-')
+                        && t.chars()
+                            .nth(1)
+                            .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '-'))
                     || t.starts_with("@{")
                     || t.starts_with("http")
                     || t.starts_with('\'')
@@ -183,7 +225,12 @@ pub fn logical_lines(lines: &[String], first_line: usize) -> Vec<LogicalLine> {
             continue;
         }
         quote = quote_state(t, None);
-        cur = Some(LogicalLine { text: t.to_string(), start_line: lineno, end_line: lineno, rewrapped: false });
+        cur = Some(LogicalLine {
+            text: t.to_string(),
+            start_line: lineno,
+            end_line: lineno,
+            rewrapped: false,
+        });
     }
     if let Some(c) = cur {
         out.push(c);
@@ -218,7 +265,10 @@ mod tests {
         "$r = Invoke-WebRequest -Uri\nhttps://a/b?op=CREATE -Method PUT -\nHeaders @{A=\"b\"} -Infile t.txt",
         "$r = Invoke-WebRequest -Uri https://a/b?op=CREATE -Method PUT -Headers @{A=\"b\"} -Infile t.txt"
     )]
-    #[case::backtick("New-AzureRmVm `\n    -Name \"myVM\" `\n    -Location \"East US\"", "New-AzureRmVm -Name \"myVM\" -Location \"East US\"")]
+    #[case::backtick(
+        "New-AzureRmVm `\n    -Name \"myVM\" `\n    -Location \"East US\"",
+        "New-AzureRmVm -Name \"myVM\" -Location \"East US\""
+    )]
     #[case::bash_backslash("az vm create \\\n  --name x", "az vm create --name x")]
     fn joins_one_command(#[case] input: &str, #[case] expected: &str) {
         let out = ll(input);
@@ -231,7 +281,10 @@ mod tests {
     #[rstest]
     #[case("az login\naz group create -n x -l westus", 2)]
     #[case("$vm = Get-AzVM -Name a\nUpdate-AzVM -VM $vm", 2)]
-    #[case("$settings = @{ \"port\" = 50342 }\nSet-AzVMExtension -Name\n\"x\" -Type y", 2)]
+    #[case(
+        "$settings = @{ \"port\" = 50342 }\nSet-AzVMExtension -Name\n\"x\" -Type y",
+        2
+    )]
     fn keeps_commands_apart(#[case] input: &str, #[case] n: usize) {
         assert_eq!(ll(input).len(), n, "{:?}", ll(input));
     }

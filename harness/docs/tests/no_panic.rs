@@ -3,8 +3,14 @@
 use mic_docs::{CheckOptions, StubCloud, World, check_article, report};
 
 fn check(text: &str) {
-    let w = World::new().with("<SUBSCRIPTION ID>", "s").with("<ACCESS TOKEN>", "t");
-    let opts = CheckOptions { world: &w, executor: &StubCloud, coverage: &[] };
+    let w = World::new()
+        .with("<SUBSCRIPTION ID>", "s")
+        .with("<ACCESS TOKEN>", "t");
+    let opts = CheckOptions {
+        world: &w,
+        executor: &StubCloud,
+        coverage: &[],
+    };
     let r = check_article("fuzz.md", text, &opts);
     let _ = report::render_text(std::slice::from_ref(&r));
     let _ = report::render_markdown(std::slice::from_ref(&r));
@@ -39,21 +45,67 @@ fn truncated_articles_do_not_panic() {
 #[test]
 fn garbage_does_not_panic() {
     const ALPHABET: &[&str] = &[
-        "```", "```json\n", "\n", " ", "curl ", "'", "\"", "-H ", "Metadata:true", "@{", "}", "(", ")", "$ArmToken",
-        "<SUBSCRIPTION ID>", "<", ">", "Invoke-WebRequest ", "-Uri ", "az ", "vm ", "identity ", "--", "-g ",
-        "GET ", "HTTP/1.1", "http://169.254.169.254/metadata/identity/oauth2/token?", "api-version=", "&resource=",
-        "https://management.azure.com/", "{\"a\":", "[", "]", ",", ":", "\\", "`", "é", "—", "    ", "# T\n",
-        "New-AzVM ", "Get-AzureRmUserAssignedIdentity ", "-Name ", "%2F", "=", "?", "\t", "~~~", "\u{1f}",
+        "```",
+        "```json\n",
+        "\n",
+        " ",
+        "curl ",
+        "'",
+        "\"",
+        "-H ",
+        "Metadata:true",
+        "@{",
+        "}",
+        "(",
+        ")",
+        "$ArmToken",
+        "<SUBSCRIPTION ID>",
+        "<",
+        ">",
+        "Invoke-WebRequest ",
+        "-Uri ",
+        "az ",
+        "vm ",
+        "identity ",
+        "--",
+        "-g ",
+        "GET ",
+        "HTTP/1.1",
+        "http://169.254.169.254/metadata/identity/oauth2/token?",
+        "api-version=",
+        "&resource=",
+        "https://management.azure.com/",
+        "{\"a\":",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\\",
+        "`",
+        "é",
+        "—",
+        "    ",
+        "# T\n",
+        "New-AzVM ",
+        "Get-AzureRmUserAssignedIdentity ",
+        "-Name ",
+        "%2F",
+        "=",
+        "?",
+        "\t",
+        "~~~",
+        "\u{1f}",
     ];
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..400 {
         let mut s = String::new();
-        let len = (seed % 120) as usize;
+        let len = usize::try_from(seed % 120).unwrap_or(0);
         for _ in 0..len {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            s.push_str(ALPHABET[(seed % ALPHABET.len() as u64) as usize]);
+            let pick = usize::try_from(seed % 64).unwrap_or(0) % ALPHABET.len();
+            s.push_str(ALPHABET[pick]);
         }
         check(&s);
         check(&format!("```\n{s}\n```\n"));

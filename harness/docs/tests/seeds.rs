@@ -21,9 +21,14 @@ fn articles_dir() -> PathBuf {
 }
 
 fn check(name: &str, coverage: &[CoverageEntry]) -> ArticleReport {
-    let text = std::fs::read_to_string(articles_dir().join(name)).expect("seed article in the repo");
+    let text =
+        std::fs::read_to_string(articles_dir().join(name)).expect("seed article in the repo");
     let world = World::new();
-    let opts = CheckOptions { world: &world, executor: &NotExecuted, coverage };
+    let opts = CheckOptions {
+        world: &world,
+        executor: &NotExecuted,
+        coverage,
+    };
     check_article(name, &text, &opts)
 }
 
@@ -41,8 +46,18 @@ fn every_block_has_a_status_and_a_reason() {
     for r in all() {
         assert!(!r.blocks.is_empty(), "{}", r.article);
         for b in &r.blocks {
-            assert!(!b.reason.trim().is_empty(), "{} L{} has no reason", r.article, b.start_line);
-            assert!(!b.kind_reason.trim().is_empty(), "{} L{} has no classification reason", r.article, b.start_line);
+            assert!(
+                !b.reason.trim().is_empty(),
+                "{} L{} has no reason",
+                r.article,
+                b.start_line
+            );
+            assert!(
+                !b.kind_reason.trim().is_empty(),
+                "{} L{} has no classification reason",
+                r.article,
+                b.start_line
+            );
             assert!(b.start_line <= b.end_line);
         }
         let total: usize = r.summary.by_status.values().sum();
@@ -51,13 +66,19 @@ fn every_block_has_a_status_and_a_reason() {
 }
 
 fn has(r: &ArticleReport, kind: FindingKind, line: usize) -> bool {
-    r.findings.iter().any(|f| f.kind == kind && f.line <= line && line <= f.end_line.max(f.line))
+    r.findings
+        .iter()
+        .any(|f| f.kind == kind && f.line <= line && line <= f.end_line.max(f.line))
 }
 
 #[test]
 fn known_defects_are_found_at_their_lines() {
     let r002 = check("002_b842000a364b5c0e.txt", &[]);
-    assert!(has(&r002, FindingKind::CmdletVerbMismatch, 83), "002 creates the identity with Get-: {:#?}", r002.findings);
+    assert!(
+        has(&r002, FindingKind::CmdletVerbMismatch, 83),
+        "002 creates the identity with Get-: {:#?}",
+        r002.findings
+    );
     assert!(has(&r002, FindingKind::ResourceNameMismatch, 107));
     assert!(has(&r002, FindingKind::ResourceNameMismatch, 108));
     let r004 = check("004_68e52737ddb40452.txt", &[]);
@@ -68,7 +89,14 @@ fn known_defects_are_found_at_their_lines() {
         (FindingKind::BodyShapeMismatch, 5089),
         (FindingKind::ApiVersionNotAccepted, 7123),
     ] {
-        assert!(has(&r004, kind, line), "{kind:?} at 004 L{line}: {:#?}", r004.findings.iter().filter(|f| f.line.abs_diff(line) < 5).collect::<Vec<_>>());
+        assert!(
+            has(&r004, kind, line),
+            "{kind:?} at 004 L{line}: {:#?}",
+            r004.findings
+                .iter()
+                .filter(|f| f.line.abs_diff(line) < 5)
+                .collect::<Vec<_>>()
+        );
     }
 }
 
@@ -76,13 +104,30 @@ fn known_defects_are_found_at_their_lines() {
 fn export_blocks_keep_original_spans() {
     let r = check("004_68e52737ddb40452.txt", &[]);
     // The wrapped Graph curl at L3560-3564 is one block, one operation spanning L3561-3563.
-    let b = r.blocks.iter().find(|b| b.start_line == 3560).expect("block at 3560");
+    let b = r
+        .blocks
+        .iter()
+        .find(|b| b.start_line == 3560)
+        .expect("block at 3560");
     assert_eq!(b.end_line, 3564);
     assert_eq!(b.operations.len(), 1);
-    assert_eq!((b.operations[0].line, b.operations[0].end_line), (3561, 3563));
-    assert!(b.operations[0].url.contains("servicePrincipals?$filter=startswith"), "{}", b.operations[0].url);
+    assert_eq!(
+        (b.operations[0].line, b.operations[0].end_line),
+        (3561, 3563)
+    );
+    assert!(
+        b.operations[0]
+            .url
+            .contains("servicePrincipals?$filter=startswith"),
+        "{}",
+        b.operations[0].url
+    );
     // The nested ``` / ```json fence at L8013-8036 is one template block.
-    let t = r.blocks.iter().find(|b| b.start_line == 8013).expect("nested block");
+    let t = r
+        .blocks
+        .iter()
+        .find(|b| b.start_line == 8013)
+        .expect("nested block");
     assert_eq!(t.end_line, 8036);
     assert_eq!(t.kind, mic_docs::classify::BlockKind::Template);
 }
@@ -90,9 +135,27 @@ fn export_blocks_keep_original_spans() {
 #[test]
 fn coverage_share_per_article() {
     let entries = vec![
-        CoverageEntry { article: "docs/articles/002_b842000a364b5c0e.txt".into(), start_line: 150, end_line: 154, scenario: "S02".into(), step: "7".into() },
-        CoverageEntry { article: "002_b842000a364b5c0e.txt".into(), start_line: 159, end_line: 161, scenario: "S02".into(), step: "8".into() },
-        CoverageEntry { article: "003_6ba7083581a62e83.txt".into(), start_line: 1, end_line: 200, scenario: "S03".into(), step: "1".into() },
+        CoverageEntry {
+            article: "docs/articles/002_b842000a364b5c0e.txt".into(),
+            start_line: 150,
+            end_line: 154,
+            scenario: "S02".into(),
+            step: "7".into(),
+        },
+        CoverageEntry {
+            article: "002_b842000a364b5c0e.txt".into(),
+            start_line: 159,
+            end_line: 161,
+            scenario: "S02".into(),
+            step: "8".into(),
+        },
+        CoverageEntry {
+            article: "003_6ba7083581a62e83.txt".into(),
+            start_line: 1,
+            end_line: 200,
+            scenario: "S03".into(),
+            step: "1".into(),
+        },
     ];
     let r = check("002_b842000a364b5c0e.txt", &entries);
     assert_eq!(r.coverage.covered_blocks, 2);

@@ -21,11 +21,18 @@ impl AzCommand {
 
     /// First value of an argument (long name without dashes, e.g. `resource-group`).
     pub fn arg(&self, name: &str) -> Option<&str> {
-        self.args.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.first()).map(String::as_str)
+        self.args
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.first())
+            .map(String::as_str)
     }
 
     pub fn values(&self, name: &str) -> &[String] {
-        self.args.iter().find(|(k, _)| k == name).map_or(&[], |(_, v)| v.as_slice())
+        self.args
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(&[], |(_, v)| v.as_slice())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -58,10 +65,16 @@ pub fn parse(line: &str) -> Result<AzCommand, ParseError> {
         .iter()
         .map(|t| crate::placeholder::unprotect(t))
         .collect();
-    let start = tokens.iter().position(|t| t == "az" || t.ends_with("$(az")).ok_or(ParseError::NotThisTool("az"))?;
+    let start = tokens
+        .iter()
+        .position(|t| t == "az" || t.ends_with("$(az"))
+        .ok_or(ParseError::NotThisTool("az"))?;
     let subshell = tokens[start] != "az";
     let mut tokens = tokens;
-    if subshell && let Some(last) = tokens.last_mut() && last.ends_with(')') {
+    if subshell
+        && let Some(last) = tokens.last_mut()
+        && last.ends_with(')')
+    {
         last.pop();
     }
     let mut path = Vec::new();
@@ -87,26 +100,33 @@ pub fn parse(line: &str) -> Result<AzCommand, ParseError> {
             };
             let mut values: Vec<String> = inline.into_iter().collect();
             i += 1;
-            while i < tokens.len() && !tokens[i].starts_with('-') && !matches!(tokens[i].as_str(), "|" | ";" | "&&" | ">") {
+            while i < tokens.len()
+                && !tokens[i].starts_with('-')
+                && !matches!(tokens[i].as_str(), "|" | ";" | "&&" | ">")
+            {
                 values.push(tokens[i].clone());
                 i += 1;
             }
             args.push((name, values));
         } else if t.starts_with('-') && t.len() > 1 {
-            let name = match expand_short(t, &path) {
-                Some(n) => n.to_string(),
-                None => {
-                    // Single-letter short options are command specific; a longer word after a
-                    // single dash is a long option missing its second dash.
-                    if t.chars().count() > 2 {
-                        issues.push(format!("`{t}` is a long option written with one dash (az long options take `--`)"));
-                    }
-                    t.trim_start_matches('-').to_string()
+            let name = if let Some(n) = expand_short(t, &path) {
+                n.to_string()
+            } else {
+                // Single-letter short options are command specific; a longer word after a
+                // single dash is a long option missing its second dash.
+                if t.chars().count() > 2 {
+                    issues.push(format!(
+                        "`{t}` is a long option written with one dash (az long options take `--`)"
+                    ));
                 }
+                t.trim_start_matches('-').to_string()
             };
             let mut values = Vec::new();
             i += 1;
-            while i < tokens.len() && !tokens[i].starts_with('-') && !matches!(tokens[i].as_str(), "|" | ";" | "&&" | ">") {
+            while i < tokens.len()
+                && !tokens[i].starts_with('-')
+                && !matches!(tokens[i].as_str(), "|" | ";" | "&&" | ">")
+            {
                 values.push(tokens[i].clone());
                 i += 1;
             }
@@ -139,14 +159,23 @@ mod tests {
     fn parses(#[case] line: &str, #[case] path: &str, #[case] args: &[(&str, &str)]) {
         let c = parse(line).unwrap();
         assert_eq!(c.path_str(), path);
-        let got: Vec<(String, String)> = c.args.iter().map(|(k, v)| (k.clone(), v.join(" "))).collect();
-        let want: Vec<(String, String)> = args.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+        let got: Vec<(String, String)> = c
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.join(" ")))
+            .collect();
+        let want: Vec<(String, String)> = args
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
         assert_eq!(got, want);
     }
 
     #[test]
     fn single_dash_long_option_is_an_issue() {
-        let c = parse("az cosmosdb collection show -c x -d y --url-connection \"u\" -key <ACCESS KEY>").unwrap();
+        let c =
+            parse("az cosmosdb collection show -c x -d y --url-connection \"u\" -key <ACCESS KEY>")
+                .unwrap();
         assert_eq!(c.issues.len(), 1, "{:?}", c.issues);
     }
 }

@@ -3,14 +3,51 @@
 use super::{HttpRequest, ParseError, RequestTool};
 
 const VALUE_FLAGS: &[&str] = &[
-    "-X", "--request", "-H", "--header", "-d", "--data", "--data-raw", "--data-binary", "--data-ascii",
-    "--data-urlencode", "-u", "--user", "-o", "--output", "--url", "-A", "--user-agent", "-e", "--referer",
-    "-m", "--max-time", "--connect-timeout", "-T", "--upload-file", "-b", "--cookie", "-c", "--cookie-jar",
-    "-w", "--write-out", "-F", "--form", "--retry", "-x", "--proxy", "--cacert", "--cert", "-E",
+    "-X",
+    "--request",
+    "-H",
+    "--header",
+    "-d",
+    "--data",
+    "--data-raw",
+    "--data-binary",
+    "--data-ascii",
+    "--data-urlencode",
+    "-u",
+    "--user",
+    "-o",
+    "--output",
+    "--url",
+    "-A",
+    "--user-agent",
+    "-e",
+    "--referer",
+    "-m",
+    "--max-time",
+    "--connect-timeout",
+    "-T",
+    "--upload-file",
+    "-b",
+    "--cookie",
+    "-c",
+    "--cookie-jar",
+    "-w",
+    "--write-out",
+    "-F",
+    "--form",
+    "--retry",
+    "-x",
+    "--proxy",
+    "--cacert",
+    "--cert",
+    "-E",
 ];
 
 fn is_data_flag(f: &str) -> bool {
-    matches!(f, "-d" | "--data" | "--data-raw" | "--data-binary" | "--data-ascii" | "--data-urlencode")
+    matches!(
+        f,
+        "-d" | "--data" | "--data-raw" | "--data-binary" | "--data-ascii" | "--data-urlencode"
+    )
 }
 
 /// Parse a logical line containing a curl invocation.
@@ -51,28 +88,27 @@ pub fn parse(line: &str) -> Result<HttpRequest, ParseError> {
         };
         if flag.starts_with('-') && flag.len() > 1 {
             if VALUE_FLAGS.contains(&flag) {
-                let value = match inline {
-                    Some(v) => v,
-                    None => {
-                        i += 1;
-                        match tokens.get(i) {
-                            Some(v) => v.clone(),
-                            None => {
-                                issues.push(format!("`{flag}` has no value"));
-                                String::new()
-                            }
-                        }
+                let value = if let Some(v) = inline {
+                    v
+                } else {
+                    i += 1;
+                    if let Some(v) = tokens.get(i) {
+                        v.clone()
+                    } else {
+                        issues.push(format!("`{flag}` has no value"));
+                        String::new()
                     }
                 };
                 match flag {
                     "-X" | "--request" => method = Some(value.to_ascii_uppercase()),
-                    "-H" | "--header" => match value.split_once(':') {
-                        Some((k, v)) => headers.push((k.trim().to_string(), v.trim().to_string())),
-                        None => {
+                    "-H" | "--header" => {
+                        if let Some((k, v)) = value.split_once(':') {
+                            headers.push((k.trim().to_string(), v.trim().to_string()));
+                        } else {
                             issues.push(format!("header `{value}` has no `:` separator"));
                             headers.push((value.trim().to_string(), String::new()));
                         }
-                    },
+                    }
                     "--url" => url = Some(value),
                     f if is_data_flag(f) => data.push(value),
                     _ => {}
@@ -86,8 +122,18 @@ pub fn parse(line: &str) -> Result<HttpRequest, ParseError> {
         i += 1;
     }
     let mut url = url.ok_or(ParseError::NoUrl)?;
-    let body = if data.is_empty() { None } else { Some(data.join("&")) };
-    let method = method.unwrap_or_else(|| if body.is_some() && !get { "POST".into() } else { "GET".into() });
+    let body = if data.is_empty() {
+        None
+    } else {
+        Some(data.join("&"))
+    };
+    let method = method.unwrap_or_else(|| {
+        if body.is_some() && !get {
+            "POST".into()
+        } else {
+            "GET".into()
+        }
+    });
     let body = if get {
         if let Some(b) = body {
             url.push(if url.contains('?') { '&' } else { '?' });
@@ -97,7 +143,14 @@ pub fn parse(line: &str) -> Result<HttpRequest, ParseError> {
     } else {
         body
     };
-    Ok(HttpRequest { tool: RequestTool::Curl, method, url, headers, body, issues })
+    Ok(HttpRequest {
+        tool: RequestTool::Curl,
+        method,
+        url,
+        headers,
+        body,
+        issues,
+    })
 }
 
 #[cfg(test)]
@@ -141,7 +194,11 @@ mod tests {
         let r = parse(line).unwrap();
         assert_eq!(r.method, method);
         assert_eq!(r.url, url);
-        let h: Vec<(&str, &str)> = r.headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let h: Vec<(&str, &str)> = r
+            .headers
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         assert_eq!(h, headers);
         assert_eq!(r.body.as_deref(), body);
     }

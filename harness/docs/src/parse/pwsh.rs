@@ -26,7 +26,10 @@ pub fn tokenize(s: &str) -> Vec<PsToken> {
         .into_iter()
         .map(|t| match t {
             PsToken::Word(w) => PsToken::Word(unprotect(&w)),
-            PsToken::Str { value, quote } => PsToken::Str { value: unprotect(&value), quote },
+            PsToken::Str { value, quote } => PsToken::Str {
+                value: unprotect(&value),
+                quote,
+            },
             PsToken::Hashtable(h) => PsToken::Hashtable(unprotect(&h)),
             PsToken::Paren(p) => PsToken::Paren(unprotect(&p)),
             op @ PsToken::Op(_) => op,
@@ -52,15 +55,29 @@ fn tokenize_raw(s: &str) -> Vec<PsToken> {
             i = next;
         } else if c == '\'' || c == '"' || c == '\u{2018}' || c == '\u{201c}' {
             let (value, next) = quoted(&chars, i);
-            out.push(PsToken::Str { value, quote: if c == '\'' || c == '\u{2018}' { '\'' } else { '"' } });
+            out.push(PsToken::Str {
+                value,
+                quote: if c == '\'' || c == '\u{2018}' {
+                    '\''
+                } else {
+                    '"'
+                },
+            });
             i = next;
         } else if c == '|' || c == ';' || c == '=' {
             out.push(PsToken::Op(c));
             i += 1;
         } else {
             let start = i;
-            while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '|' | ';' | '(' | ')') {
-                if chars[i] == '=' && i > start && !chars[start..i].contains(&'?') && !chars[start..i].contains(&':') {
+            while i < chars.len()
+                && !chars[i].is_whitespace()
+                && !matches!(chars[i], '|' | ';' | '(' | ')')
+            {
+                if chars[i] == '='
+                    && i > start
+                    && !chars[start..i].contains(&'?')
+                    && !chars[start..i].contains(&':')
+                {
                     break;
                 }
                 i += 1;
@@ -84,7 +101,6 @@ fn balanced(chars: &[char], open_at: usize, open: char, close: char) -> (String,
         let c = chars[i];
         match quote {
             Some(q) if c == q => quote = None,
-            Some(_) => {}
             None if c == '\'' || c == '"' => quote = Some(c),
             None if c == open => depth += 1,
             None if c == close => {
@@ -93,11 +109,14 @@ fn balanced(chars: &[char], open_at: usize, open: char, close: char) -> (String,
                     return (chars[open_at + 1..i].iter().collect(), i + 1);
                 }
             }
-            None => {}
+            Some(_) | None => {}
         }
         i += 1;
     }
-    (chars[(open_at + 1).min(chars.len())..].iter().collect(), chars.len())
+    (
+        chars[(open_at + 1).min(chars.len())..].iter().collect(),
+        chars.len(),
+    )
 }
 
 fn quoted(chars: &[char], at: usize) -> (String, usize) {
@@ -140,7 +159,12 @@ pub struct Hashtable {
 
 fn unquote(s: &str) -> String {
     let t = s.trim();
-    for (a, b) in [('\'', '\''), ('"', '"'), ('\u{2018}', '\u{2019}'), ('\u{201c}', '\u{201d}')] {
+    for (a, b) in [
+        ('\'', '\''),
+        ('"', '"'),
+        ('\u{2018}', '\u{2019}'),
+        ('\u{201c}', '\u{201d}'),
+    ] {
         if t.len() >= 2 && t.starts_with(a) && t.ends_with(b) {
             return t[a.len_utf8()..t.len() - b.len_utf8()].to_string();
         }
@@ -226,7 +250,8 @@ impl PsValue {
         match self {
             PsValue::Text(s) | PsValue::Expr(s) => s.clone(),
             PsValue::Hashtable(h) => {
-                let parts: Vec<String> = h.entries.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let parts: Vec<String> =
+                    h.entries.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!("@{{{}}}", parts.join(";"))
             }
         }
@@ -272,13 +297,35 @@ impl Cmdlet {
     }
 
     pub fn has_switch(&self, name: &str) -> bool {
-        self.params.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+        self.params
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name))
     }
 }
 
 const VERBS: &[&str] = &[
-    "Add", "Connect", "ConvertFrom", "ConvertTo", "Disconnect", "Get", "Import", "Install", "Invoke", "Login",
-    "New", "Register", "Remove", "Restart", "Select", "Set", "Start", "Stop", "Update", "Write", "Out", "Format",
+    "Add",
+    "Connect",
+    "ConvertFrom",
+    "ConvertTo",
+    "Disconnect",
+    "Get",
+    "Import",
+    "Install",
+    "Invoke",
+    "Login",
+    "New",
+    "Register",
+    "Remove",
+    "Restart",
+    "Select",
+    "Set",
+    "Start",
+    "Stop",
+    "Update",
+    "Write",
+    "Out",
+    "Format",
 ];
 
 fn split_cmdlet_name(word: &str) -> Option<(String, String, CmdletModule)> {
@@ -291,7 +338,9 @@ fn split_cmdlet_name(word: &str) -> Option<(String, String, CmdletModule)> {
         (CmdletModule::AzureRm, n)
     } else if let Some(n) = strip_prefix_ci(rest, "AzureAd") {
         (CmdletModule::AzureAd, n)
-    } else if let Some(n) = strip_prefix_ci(rest, "Az").filter(|n| n.starts_with(char::is_uppercase)) {
+    } else if let Some(n) =
+        strip_prefix_ci(rest, "Az").filter(|n| n.starts_with(char::is_uppercase))
+    {
         (CmdletModule::Az, n)
     } else {
         (CmdletModule::Other, rest)
@@ -350,7 +399,14 @@ fn collect_cmdlets(tokens: &[PsToken], out: &mut Vec<Cmdlet>, depth: usize) {
             }
             PsToken::Word(w) => {
                 if let Some((verb, noun, module)) = split_cmdlet_name(w) {
-                    let mut c = Cmdlet { name: w.clone(), verb, noun, module, params: Vec::new(), positional: Vec::new() };
+                    let mut c = Cmdlet {
+                        name: w.clone(),
+                        verb,
+                        noun,
+                        module,
+                        params: Vec::new(),
+                        positional: Vec::new(),
+                    };
                     i += 1;
                     while i < tokens.len() {
                         if matches!(tokens[i], PsToken::Op('|' | ';')) {
@@ -363,7 +419,9 @@ fn collect_cmdlets(tokens: &[PsToken], out: &mut Vec<Cmdlet>, depth: usize) {
                                 continue;
                             }
                             let next = tokens.get(i + 1);
-                            let takes_value = next.is_some_and(|n| is_param(n).is_none() && !matches!(n, PsToken::Op(_)));
+                            let takes_value = next.is_some_and(|n| {
+                                is_param(n).is_none() && !matches!(n, PsToken::Op(_))
+                            });
                             if takes_value {
                                 c.params.push((name, next.and_then(token_value)));
                                 i += 2;
@@ -394,21 +452,45 @@ fn collect_cmdlets(tokens: &[PsToken], out: &mut Vec<Cmdlet>, depth: usize) {
 /// Find a parameter by unambiguous prefix among known names.
 fn canonical_iwr_param(name: &str) -> Option<&'static str> {
     const NAMES: &[&str] = &[
-        "Uri", "Method", "Headers", "Body", "ContentType", "UseBasicParsing", "InFile", "OutFile",
-        "MaximumRedirection", "TimeoutSec", "UserAgent", "Credential", "UseDefaultCredentials", "WebSession",
-        "SessionVariable", "Proxy", "DisableKeepAlive", "PassThru",
+        "Uri",
+        "Method",
+        "Headers",
+        "Body",
+        "ContentType",
+        "UseBasicParsing",
+        "InFile",
+        "OutFile",
+        "MaximumRedirection",
+        "TimeoutSec",
+        "UserAgent",
+        "Credential",
+        "UseDefaultCredentials",
+        "WebSession",
+        "SessionVariable",
+        "Proxy",
+        "DisableKeepAlive",
+        "PassThru",
     ];
     if let Some(exact) = NAMES.iter().find(|n| n.eq_ignore_ascii_case(name)) {
         return Some(exact);
     }
     let lower = name.to_ascii_lowercase();
-    let matches: Vec<&&str> = NAMES.iter().filter(|n| n.to_ascii_lowercase().starts_with(&lower)).collect();
-    if matches.len() == 1 { Some(matches[0]) } else { None }
+    let matches: Vec<&&str> = NAMES
+        .iter()
+        .filter(|n| n.to_ascii_lowercase().starts_with(&lower))
+        .collect();
+    if matches.len() == 1 {
+        Some(matches[0])
+    } else {
+        None
+    }
 }
 
 /// Form-encode like .NET does for a GET `-Body` dictionary.
 fn form_encode(entries: &[(String, String)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(entries.iter().map(|(k, v)| (k, v))).finish()
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(entries.iter().map(|(k, v)| (k, v)))
+        .finish()
 }
 
 /// Parse an `Invoke-WebRequest` / `Invoke-RestMethod` call on a logical line.
@@ -416,9 +498,17 @@ pub fn parse_web_request(line: &str) -> Result<HttpRequest, ParseError> {
     let all = cmdlets(line);
     let c = all
         .into_iter()
-        .find(|c| c.verb == "Invoke" && (c.noun.eq_ignore_ascii_case("WebRequest") || c.noun.eq_ignore_ascii_case("RestMethod")))
+        .find(|c| {
+            c.verb == "Invoke"
+                && (c.noun.eq_ignore_ascii_case("WebRequest")
+                    || c.noun.eq_ignore_ascii_case("RestMethod"))
+        })
         .ok_or(ParseError::NotThisTool("Invoke-WebRequest"))?;
-    let tool = if c.noun.eq_ignore_ascii_case("RestMethod") { RequestTool::InvokeRestMethod } else { RequestTool::InvokeWebRequest };
+    let tool = if c.noun.eq_ignore_ascii_case("RestMethod") {
+        RequestTool::InvokeRestMethod
+    } else {
+        RequestTool::InvokeWebRequest
+    };
     let mut issues = Vec::new();
     let mut uri: Option<String> = None;
     let mut method: Option<String> = None;
@@ -437,7 +527,10 @@ pub fn parse_web_request(line: &str) -> Result<HttpRequest, ParseError> {
                 issues.extend(h.issues.iter().cloned());
                 headers.extend(h.entries.iter().cloned());
             }
-            ("Headers", Some(v)) => issues.push(format!("`-Headers {}` is not a hashtable literal", v.as_text())),
+            ("Headers", Some(v)) => issues.push(format!(
+                "`-Headers {}` is not a hashtable literal",
+                v.as_text()
+            )),
             ("Body", Some(v)) => body_value = Some(v.clone()),
             ("ContentType", Some(v)) => content_type = Some(v.as_text()),
             ("Uri" | "Method" | "Headers" | "Body" | "ContentType", None) => {
@@ -473,7 +566,14 @@ pub fn parse_web_request(line: &str) -> Result<HttpRequest, ParseError> {
     if let Some(ct) = content_type {
         headers.push(("Content-Type".into(), ct));
     }
-    Ok(HttpRequest { tool, method, url, headers, body, issues })
+    Ok(HttpRequest {
+        tool,
+        method,
+        url,
+        headers,
+        body,
+        issues,
+    })
 }
 
 #[cfg(test)]
@@ -521,7 +621,11 @@ mod tests {
         let r = parse_web_request(line).unwrap();
         assert_eq!(r.method, method);
         assert_eq!(r.url, url);
-        let h: Vec<(&str, &str)> = r.headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let h: Vec<(&str, &str)> = r
+            .headers
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         assert_eq!(h, headers);
         assert_eq!(r.body.as_deref(), body);
         assert_eq!(r.issues.len(), issues, "{:?}", r.issues);
@@ -535,7 +639,13 @@ mod tests {
     #[case("Set-AzVMExtension -ResourceGroupName myResourceGroup -Location WestUS -VMName myVM -Name \"ManagedIdentityExtensionForWindows\" -Type \"ManagedIdentityExtensionForWindows\" -Publisher \"Microsoft.ManagedIdentity\" -TypeHandlerVersion \"1.0\" -Settings $settings", "Set", "VMExtension", CmdletModule::Az, &["ResourceGroupName", "Location", "VMName", "Name", "Type", "Publisher", "TypeHandlerVersion", "Settings"])]
     #[case("Update-AzVM -ResourceGroupName myResourceGroup -VM $vm -AssignIdentity:$SystemAssigned", "Update", "VM", CmdletModule::Az, &["ResourceGroupName", "VM", "AssignIdentity"])]
     #[case("$vm = Get-AzureRmVM -ResourceGroupName myResourceGroup -Name myVM", "Get", "VM", CmdletModule::AzureRm, &["ResourceGroupName", "Name"])]
-    fn cmdlet_calls(#[case] line: &str, #[case] verb: &str, #[case] noun: &str, #[case] module: CmdletModule, #[case] params: &[&str]) {
+    fn cmdlet_calls(
+        #[case] line: &str,
+        #[case] verb: &str,
+        #[case] noun: &str,
+        #[case] module: CmdletModule,
+        #[case] params: &[&str],
+    ) {
         let cs = cmdlets(line);
         assert_eq!(cs.len(), 1, "{cs:?}");
         assert_eq!(cs[0].verb, verb);
@@ -547,7 +657,9 @@ mod tests {
 
     #[test]
     fn nested_cmdlet_in_paren() {
-        let cs = cmdlets("$spID = (Get-AzureRmUserAssignedIdentity -ResourceGroupName myResourceGroupVM -Name ID1).principalid");
+        let cs = cmdlets(
+            "$spID = (Get-AzureRmUserAssignedIdentity -ResourceGroupName myResourceGroupVM -Name ID1).principalid",
+        );
         assert_eq!(cs.len(), 1);
         assert_eq!(cs[0].param_text("Name").as_deref(), Some("ID1"));
     }
@@ -561,7 +673,11 @@ mod tests {
     #[case("garbage", &[], 1)]
     fn hashtables(#[case] inner: &str, #[case] entries: &[(&str, &str)], #[case] issues: usize) {
         let h = parse_hashtable(inner);
-        let e: Vec<(&str, &str)> = h.entries.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let e: Vec<(&str, &str)> = h
+            .entries
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         assert_eq!(e, entries);
         assert_eq!(h.issues.len(), issues);
     }

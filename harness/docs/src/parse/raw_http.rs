@@ -8,7 +8,9 @@ pub const METHODS: &[&str] = &["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", 
 pub fn is_request_line(line: &str) -> bool {
     let protected = crate::placeholder::protect(line);
     let mut it = protected.split_whitespace();
-    let (Some(m), Some(target)) = (it.next(), it.next()) else { return false };
+    let (Some(m), Some(target)) = (it.next(), it.next()) else {
+        return false;
+    };
     let version = it.next();
     METHODS.contains(&m)
         && (target.starts_with('/') || target.starts_with("http"))
@@ -18,12 +20,21 @@ pub fn is_request_line(line: &str) -> bool {
 
 /// Parse a raw HTTP request. `lines` are the block lines (already re-joined where wrapped).
 pub fn parse(lines: &[String]) -> Result<HttpRequest, ParseError> {
-    let mut iter = lines.iter().map(|l| l.trim()).skip_while(|l| l.is_empty()).peekable();
-    let mut first = iter.next().ok_or_else(|| ParseError::RequestLine(String::new()))?.to_string();
+    let mut iter = lines
+        .iter()
+        .map(|l| l.trim())
+        .skip_while(|l| l.is_empty())
+        .peekable();
+    let mut first = iter
+        .next()
+        .ok_or_else(|| ParseError::RequestLine(String::new()))?
+        .to_string();
     // The export wraps long request lines: join until the `HTTP/x` version or a header line.
     while !first.contains(" HTTP/") {
         let Some(next) = iter.peek() else { break };
-        let looks_header = next.split_once(':').is_some_and(|(k, _)| !k.is_empty() && !k.contains(' ') && !k.contains('/'));
+        let looks_header = next
+            .split_once(':')
+            .is_some_and(|(k, _)| !k.is_empty() && !k.contains(' ') && !k.contains('/'));
         if next.is_empty() || looks_header {
             break;
         }
@@ -60,18 +71,28 @@ pub fn parse(lines: &[String]) -> Result<HttpRequest, ParseError> {
         }
     }
     let url = if target.starts_with('/') {
-        match headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            Some((_, host)) => format!("http://{host}{target}"),
-            None => {
-                issues.push("relative request target and no Host header".into());
-                target
-            }
+        if let Some((_, host)) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            format!("http://{host}{target}")
+        } else {
+            issues.push("relative request target and no Host header".into());
+            target
         }
     } else {
         target
     };
-    let body = if body_lines.is_empty() { None } else { Some(body_lines.join("\n")) };
-    Ok(HttpRequest { tool: RequestTool::RawHttp, method, url, headers, body, issues })
+    let body = if body_lines.is_empty() {
+        None
+    } else {
+        Some(body_lines.join("\n"))
+    };
+    Ok(HttpRequest {
+        tool: RequestTool::RawHttp,
+        method,
+        url,
+        headers,
+        body,
+        issues,
+    })
 }
 
 #[cfg(test)]
@@ -113,7 +134,10 @@ mod tests {
 
     #[test]
     fn body_after_blank_line() {
-        let r = parse(&lines("PUT https://h/x HTTP/1.1\nContent-Type: application/json\n\n{\"a\":1}")).unwrap();
+        let r = parse(&lines(
+            "PUT https://h/x HTTP/1.1\nContent-Type: application/json\n\n{\"a\":1}",
+        ))
+        .unwrap();
         assert_eq!(r.body.as_deref(), Some("{\"a\":1}"));
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
