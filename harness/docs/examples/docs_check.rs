@@ -28,5 +28,6 @@ fn main() {
         "json" => report::render_json(&reports),
         _ => report::render_text(&reports),
     };
-    println!("{out}");
+    // Ignore a closed pipe (`| head`).
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
 }
