@@ -1,0 +1,1216 @@
+//! Per-article analysis: blocks -> logical lines -> classification -> operations,
+//! static consistency checks, execution through the [`Executor`], comparison of
+//! example responses, and the per-block status.
+
+use crate::classify::{BlockKind, Classification, classify};
+use crate::exec::{ExecResponse, Executor, resolve};
+use crate::extract::{CodeBlock, SourceFormat, extract};
+use crate::json::{Difference, JsonProblem, LenientJson, compare, parse_lenient};
+use crate::op::{Action, DocOperation, from_az, from_cmdlet, from_http, split_url};
+use crate::parse::pwsh::{Cmdlet, cmdlets};
+use crate::parse::{az, curl, pwsh, raw_http};
+use crate::placeholder::World;
+use crate::report::{
+    ArticleReport, BlockReport, CoverageEntry, Finding, FindingKind, OpSummary, Severity, Status,
+};
+use crate::specs::{self, Service};
+use crate::wrap::{LogicalLine, logical_lines};
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// Inputs of a check run.
+pub struct CheckOptions<'a> {
+    pub world: &'a World,
+    pub executor: &'a dyn Executor,
+    /// Scenario coverage entries (all articles; filtered by file name).
+    pub coverage: &'a [CoverageEntry],
+}
+
+/// Everything the checker learned about one block.
+#[derive(Debug, Clone)]
+pub struct BlockAnalysis {
+    pub block: CodeBlock,
+    pub logical: Vec<LogicalLine>,
+    pub class: Classification,
+    pub ops: Vec<DocOperation>,
+    pub cmdlets: Vec<(usize, Cmdlet)>,
+    /// (line, message) for command lines that did not parse.
+    pub parse_errors: Vec<(usize, String)>,
+    /// JSON content (responses, request bodies, templates).
+    pub json: Option<Result<LenientJson, JsonProblem>>,
+}
+
+/// Parse and classify every block of an article (no checks, no execution).
+pub fn analyse(text: &str) -> (SourceFormat, Vec<BlockAnalysis>) {
+    let (format, blocks) = extract(text);
+    let mut out: Vec<BlockAnalysis> = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        let logical = logical_lines(&block.lines, block.content_start);
+        let prev = out.last().map(|b| b.class.kind);
+        let class = classify(&block, &logical, prev);
+        let mut a = BlockAnalysis {
+            block,
+            logical,
+            class,
+            ops: Vec::new(),
+            cmdlets: Vec::new(),
+            parse_errors: Vec::new(),
+            json: None,
+        };
+        fill_operations(&mut a);
+        out.push(a);
+    }
+    (format, out)
+}
+
+fn fill_operations(a: &mut BlockAnalysis) {
+    match a.class.kind {
+        BlockKind::HttpRequest if a.class.detail == "raw-http" => {
+            // Raw request: first logical line is the request line; the rest headers/body.
+            match raw_http::parse(&a.block.lines) {
+                Ok(r) => a
+                    .ops
+                    .push(from_http(&r, a.block.content_start, a.block.end_line)),
+                Err(e) => a.parse_errors.push((a.block.content_start, e.to_string())),
+            }
+        }
+        BlockKind::HttpRequest | BlockKind::AzCli | BlockKind::Cmdlet => {
+            let mut vm_vars: Vec<(String, String)> = Vec::new();
+            for l in &a.logical {
+                let t = l.text.as_str();
+                let lower = t.to_ascii_lowercase();
+                if lower.contains("curl ") || lower.starts_with("curl") {
+                    match curl::parse(t) {
+                        Ok(r) => a.ops.push(from_http(&r, l.start_line, l.end_line)),
+                        Err(e) => a.parse_errors.push((l.start_line, format!("curl: {e}"))),
+                    }
+                } else if lower.contains("invoke-webrequest") || lower.contains("invoke-restmethod")
+                {
+                    match pwsh::parse_web_request(t) {
+                        Ok(r) => a.ops.push(from_http(&r, l.start_line, l.end_line)),
+                        Err(e) => a
+                            .parse_errors
+                            .push((l.start_line, format!("Invoke-WebRequest: {e}"))),
+                    }
+                } else if t.starts_with("az ") || t.contains("$(az ") || t.contains("= az ") {
+                    match az::parse(t) {
+                        Ok(c) => a.ops.push(from_az(&c, l.start_line, l.end_line)),
+                        Err(e) => a.parse_errors.push((l.start_line, format!("az: {e}"))),
+                    }
+                } else {
+                    let found = cmdlets(t);
+                    // `$vm = Get-AzVM -Name myVM` binds $vm for later Update-AzVM -VM $vm.
+                    if let Some((var, _)) = t.split_once('=')
+                        && var.trim().starts_with('$')
+                        && let Some(c) = found.first()
+                        && let Some(n) = c.param_text("Name")
+                    {
+                        vm_vars.push((var.trim().to_string(), n));
+                    }
+                    for c in found {
+                        if c.module == pwsh::CmdletModule::Other {
+                            continue;
+                        }
+                        a.ops
+                            .push(from_cmdlet(&c, l.start_line, l.end_line, &vm_vars));
+                        a.cmdlets.push((l.start_line, c));
+                    }
+                }
+            }
+        }
+        BlockKind::ExampleResponse | BlockKind::RequestBody | BlockKind::Template
+            if a.class.detail != "powershell-object" && a.class.detail != "http-response" =>
+        {
+            a.json = Some(parse_lenient(&a.block.raw()));
+        }
+        _ => {}
+    }
+}
+
+fn finding(
+    kind: FindingKind,
+    severity: Severity,
+    line: usize,
+    end_line: usize,
+    block: usize,
+    message: String,
+) -> Finding {
+    Finding {
+        kind,
+        severity,
+        line,
+        end_line,
+        block: Some(block),
+        message,
+    }
+}
+
+fn heading_api_version(heading: &str) -> Option<String> {
+    let lower = heading.to_ascii_lowercase();
+    let pos = lower.find("api version")?;
+    let rest = heading[pos + "api version".len()..].trim();
+    let v: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect();
+    (!v.is_empty()).then_some(v)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_ascii_lowercase().chars().collect();
+    let b: Vec<char> = b.to_ascii_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Static checks on one operation.
+fn check_op(op: &DocOperation, a: &BlockAnalysis, out: &mut Vec<Finding>) {
+    let bi = a.block.index;
+    let (line, end) = (op.line, op.end_line);
+    for issue in &op.issues {
+        let kind = if issue.contains("Metadata") {
+            FindingKind::MalformedHeader
+        } else {
+            FindingKind::InvalidSyntax
+        };
+        let msg = if kind == FindingKind::MalformedHeader {
+            format!(
+                "{issue}: the request is never sent, so the required `Metadata: true` header does not reach {}",
+                op.service.name()
+            )
+        } else {
+            issue.clone()
+        };
+        out.push(finding(kind, Severity::Error, line, end, bi, msg));
+    }
+    if op.url.is_empty() {
+        if let Action::OperatorToken { resource } = &op.action
+            && specs::audience_service(resource).is_none()
+        {
+            out.push(finding(
+                FindingKind::UnknownAudience,
+                Severity::Error,
+                line,
+                end,
+                bi,
+                format!("the token service does not know the resource `{resource}`"),
+            ));
+        }
+        return;
+    }
+    // api-version
+    let version = op.api_version.as_deref().filter(|v| !v.contains('<'));
+    match (&op.action, version) {
+        (Action::Arm { resource_type, .. }, Some(v)) => {
+            if let Some(accepted) = specs::arm_versions(resource_type)
+                && !accepted.contains(&v)
+            {
+                out.push(finding(
+                    FindingKind::ApiVersionNotAccepted,
+                    Severity::Error,
+                    line,
+                    end,
+                    bi,
+                    format!(
+                        "`{resource_type}` does not accept api-version {v} (accepted: {})",
+                        accepted.join(", ")
+                    ),
+                ));
+            }
+        }
+        (Action::Arm { .. }, None) if !op.inferred && op.api_version.is_none() => {
+            out.push(finding(
+                FindingKind::ApiVersionNotAccepted,
+                Severity::Error,
+                line,
+                end,
+                bi,
+                "ARM request without `api-version`".into(),
+            ));
+        }
+        (_, v) => {
+            if let Some(accepted) = specs::data_plane_versions(op.service) {
+                match v {
+                    Some(v) if !accepted.contains(&v) => out.push(finding(
+                        FindingKind::ApiVersionNotAccepted,
+                        Severity::Error,
+                        line,
+                        end,
+                        bi,
+                        format!(
+                            "{} does not accept api-version {v} (accepted: {})",
+                            op.service.name(),
+                            accepted.join(", ")
+                        ),
+                    )),
+                    None if op.service == Service::Imds && op.api_version.is_none() => {
+                        out.push(finding(
+                            FindingKind::ApiVersionNotAccepted,
+                            Severity::Error,
+                            line,
+                            end,
+                            bi,
+                            "IMDS token request without `api-version`".into(),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let (Some(hv), Some(v)) = (heading_api_version(&a.block.heading), version)
+        && hv != v
+    {
+        out.push(finding(
+            FindingKind::ApiVersionNotAccepted,
+            Severity::Warning,
+            line,
+            end,
+            bi,
+            format!(
+                "section \"{}\" is for api-version {hv} but the request uses {v}",
+                a.block.heading
+            ),
+        ));
+    }
+    // headers
+    let summary_line = op.source
+        == crate::op::OpSource::Request(crate::parse::RequestTool::RawHttp)
+        && op.headers.is_empty();
+    if !op.inferred && !summary_line {
+        for (name, value, why) in specs::required_headers(op.service) {
+            if op.service == Service::Blob && op.header_value("Authorization").is_none() {
+                continue;
+            }
+            if let Some(v) = op.header_value(name) {
+                if let Some(want) = value
+                    && v.trim() != *want
+                {
+                    out.push(finding(
+                        FindingKind::MalformedHeader,
+                        Severity::Error,
+                        line,
+                        end,
+                        bi,
+                        format!("header `{name}: {v}` must be `{name}: {want}`: {why}"),
+                    ));
+                }
+                if *name == "Authorization" && !v.starts_with("Bearer ") {
+                    out.push(finding(FindingKind::MalformedHeader, Severity::Error, line, end, bi, format!("`Authorization: {v}` is not a bearer token (`Bearer <token>`, capital B)")));
+                }
+            } else {
+                let near = op.headers.iter().find(|(k, _)| {
+                    let d = edit_distance(k, name);
+                    d > 0 && d <= 2 && !k.eq_ignore_ascii_case(name)
+                });
+                let msg = match near {
+                    Some((k, _)) => {
+                        format!("header `{k}` looks like a misspelling of `{name}`: {why}")
+                    }
+                    None => format!("required header `{name}` is missing: {why}"),
+                };
+                let kind = if near.is_some() {
+                    FindingKind::MalformedHeader
+                } else {
+                    FindingKind::MissingHeader
+                };
+                out.push(finding(kind, Severity::Error, line, end, bi, msg));
+            }
+        }
+        if op.service == Service::Arm
+            && matches!(op.method.as_str(), "PUT" | "PATCH" | "POST")
+            && op
+                .body
+                .as_deref()
+                .is_some_and(|x| x.trim_start().starts_with('{'))
+            && op.header_value("Content-Type").is_none()
+        {
+            out.push(finding(
+                FindingKind::MissingHeader,
+                Severity::Warning,
+                line,
+                end,
+                bi,
+                "JSON body sent without `Content-Type: application/json` (curl -d sends application/x-www-form-urlencoded)".into(),
+            ));
+        }
+    }
+    // token audience
+    if let Action::ImdsToken {
+        resource,
+        resource_raw,
+        ..
+    } = &op.action
+    {
+        match resource {
+            None => out.push(finding(
+                FindingKind::UnknownAudience,
+                Severity::Error,
+                line,
+                end,
+                bi,
+                "token request without `resource`".into(),
+            )),
+            Some(r) if !r.contains('<') && specs::audience_service(r).is_none() => {
+                out.push(finding(
+                    FindingKind::UnknownAudience,
+                    Severity::Error,
+                    line,
+                    end,
+                    bi,
+                    format!("the token service does not know the resource `{r}`"),
+                ));
+            }
+            Some(r) => {
+                if let Some(raw) = resource_raw
+                    && raw.contains("%2F")
+                    && raw.contains('/')
+                {
+                    out.push(finding(
+                        FindingKind::InvalidSyntax,
+                        Severity::Note,
+                        line,
+                        end,
+                        bi,
+                        format!("resource `{raw}` is half URL-encoded (decodes to `{r}`)"),
+                    ));
+                }
+            }
+        }
+    }
+    // body
+    if let Some(body) = op
+        .body
+        .as_deref()
+        .filter(|x| x.trim_start().starts_with(['{', '[']))
+    {
+        match serde_json::from_str::<Value>(body) {
+            Ok(v) => check_identity_body(&v, op, a, line, end, out),
+            Err(err) => out.push(finding(
+                FindingKind::MalformedJson,
+                Severity::Error,
+                line,
+                end,
+                bi,
+                format!("request body is not valid JSON: {err}"),
+            )),
+        }
+    }
+}
+
+fn check_identity_body(
+    v: &Value,
+    op: &DocOperation,
+    a: &BlockAnalysis,
+    l: usize,
+    e: usize,
+    out: &mut Vec<Finding>,
+) {
+    let Action::Arm { resource_type, .. } = &op.action else {
+        return;
+    };
+    let rt = resource_type.to_ascii_lowercase();
+    if !(rt == "microsoft.compute/virtualmachines"
+        || rt == "microsoft.compute/virtualmachinescalesets")
+    {
+        return;
+    }
+    identity_shape(
+        v.get("identity"),
+        op.api_version.as_deref(),
+        a.block.index,
+        l,
+        e,
+        "request body",
+        out,
+    );
+}
+
+fn identity_shape(
+    identity: Option<&Value>,
+    version: Option<&str>,
+    block: usize,
+    l: usize,
+    e: usize,
+    what: &str,
+    out: &mut Vec<Finding>,
+) {
+    let Some(id) = identity else { return };
+    let Some(v) = version.filter(|v| !v.contains('<')) else {
+        return;
+    };
+    let dict_era = v >= specs::COMPUTE_DICT_IDENTITY_FROM;
+    if dict_era && id.get("identityIds").is_some() {
+        out.push(finding(
+            FindingKind::BodyShapeMismatch,
+            Severity::Error,
+            l,
+            e,
+            block,
+            format!("{what} uses the 2017-12-01 `identityIds` array with api-version {v}; from {} the service takes the `userAssignedIdentities` dictionary", specs::COMPUTE_DICT_IDENTITY_FROM),
+        ));
+    }
+    if !dict_era && id.get("userAssignedIdentities").is_some() {
+        out.push(finding(
+            FindingKind::BodyShapeMismatch,
+            Severity::Error,
+            l,
+            e,
+            block,
+            format!("{what} uses the `userAssignedIdentities` dictionary with api-version {v}; before {} the service takes the `identityIds` array", specs::COMPUTE_DICT_IDENTITY_FROM),
+        ));
+    }
+    if let Some(t) = id.get("type").and_then(Value::as_str)
+        && !specs::COMPUTE_IDENTITY_TYPES.contains(&t)
+    {
+        out.push(finding(
+            FindingKind::InvalidSyntax,
+            Severity::Note,
+            l,
+            e,
+            block,
+            format!(
+                "identity.type `{t}` is not spelled as in the closed enum ({})",
+                specs::COMPUTE_IDENTITY_TYPES.join(" | ")
+            ),
+        ));
+    }
+    if let Some(Value::Object(m)) = id.get("userAssignedIdentities") {
+        for k in m.keys() {
+            if !k.starts_with('/') && !k.starts_with('[') && !k.starts_with('<') {
+                out.push(finding(
+                    FindingKind::InvalidSyntax,
+                    Severity::Warning,
+                    l,
+                    e,
+                    block,
+                    format!(
+                        "userAssignedIdentities key `{k}` is not a resource ID (no leading `/`)"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Walk a template for resources with `type` + `apiVersion` and check them.
+fn check_template(v: &Value, a: &BlockAnalysis, out: &mut Vec<Finding>) {
+    let mut stack = vec![v];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Object(m) => {
+                if let (Some(Value::String(t)), Some(Value::String(ver))) =
+                    (m.get("type"), m.get("apiVersion"))
+                {
+                    let line =
+                        find_line(&a.block, &format!("\"{ver}\"")).unwrap_or(a.block.start_line);
+                    if let Some(accepted) = specs::arm_versions(t)
+                        && !ver.starts_with('[')
+                        && !accepted.contains(&ver.as_str())
+                    {
+                        out.push(finding(
+                            FindingKind::ApiVersionNotAccepted,
+                            Severity::Error,
+                            line,
+                            line,
+                            a.block.index,
+                            format!("template resource `{t}` uses apiVersion {ver}, which the service does not accept (accepted: {})", accepted.join(", ")),
+                        ));
+                    }
+                    let tl = t.to_ascii_lowercase();
+                    if tl == "microsoft.compute/virtualmachines"
+                        || tl == "microsoft.compute/virtualmachinescalesets"
+                    {
+                        identity_shape(
+                            m.get("identity"),
+                            Some(ver),
+                            a.block.index,
+                            line,
+                            line,
+                            "template resource",
+                            out,
+                        );
+                    }
+                }
+                stack.extend(m.values());
+            }
+            Value::Array(xs) => stack.extend(xs.iter()),
+            _ => {}
+        }
+    }
+}
+
+fn find_line(block: &CodeBlock, needle: &str) -> Option<usize> {
+    block
+        .lines
+        .iter()
+        .position(|l| l.contains(needle))
+        .map(|i| block.line_of(i))
+}
+
+fn intent_verbs(heading: &str) -> Option<(&'static str, &'static [&'static str])> {
+    let h = heading.to_ascii_lowercase();
+    let first = h.split_whitespace().next().unwrap_or("");
+    match first {
+        "create" | "add" => Some(("create", &["New", "Add", "Set"])),
+        "remove" | "delete" | "disable" => Some(("remove", &["Remove", "Update", "Set"])),
+        "assign" | "enable" | "grant" => Some(("assign", &["Update", "Set", "New", "Add"])),
+        _ => None,
+    }
+}
+
+fn check_cmdlet_verbs(a: &BlockAnalysis, out: &mut Vec<Finding>) {
+    let relevant: Vec<&(usize, Cmdlet)> = a
+        .cmdlets
+        .iter()
+        .filter(|(_, c)| c.module != pwsh::CmdletModule::Other && c.noun != "Credential")
+        .collect();
+    let Some((first_line, first)) = relevant.first().map(|(l, c)| (*l, c)) else {
+        return;
+    };
+    // Prose names a cmdlet for the same noun with another verb.
+    let named: Vec<Cmdlet> = cmdlets(
+        &a.block
+            .prose
+            .replace(
+                ['[', ']', '(', ')', '`', ',', ';', ':', '!', '?', '"', '\''],
+                " ",
+            )
+            .replace(". ", " "),
+    )
+    .into_iter()
+    .filter(|c| c.module != pwsh::CmdletModule::Other)
+    .collect();
+    for n in named
+        .iter()
+        .filter(|n| matches!(n.verb.as_str(), "New" | "Remove" | "Update" | "Set"))
+    {
+        let same_noun: Vec<&&(usize, Cmdlet)> = relevant
+            .iter()
+            .filter(|(_, c)| c.noun.eq_ignore_ascii_case(&n.noun))
+            .collect();
+        if let Some((l, used)) = same_noun.first().map(|x| (&x.0, &x.1))
+            && same_noun.iter().all(|(_, c)| c.verb == "Get")
+        {
+            out.push(finding(
+                FindingKind::CmdletVerbMismatch,
+                Severity::Error,
+                *l,
+                *l,
+                a.block.index,
+                format!(
+                    "the prose says `{}` but the block runs `{}`, which does not {}",
+                    n.name,
+                    used.name,
+                    verb_meaning(&n.verb)
+                ),
+            ));
+            return;
+        }
+    }
+    // A step whose heading promises a change but whose only command is a standalone Get.
+    let squash = |s: &str| {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let heading = squash(&a.block.heading);
+    let noun = squash(&first.noun);
+    let related = heading.contains(&noun)
+        || (noun.contains("identity") && (heading.contains("msi") || heading.contains("identity")));
+    let standalone_get = related
+        && relevant.len() == 1
+        && first.verb == "Get"
+        && a.logical.iter().any(|l| {
+            l.start_line == first_line && !l.text.starts_with('$') && !l.text.starts_with('(')
+        });
+    if let Some((intent, verbs)) = intent_verbs(&a.block.heading)
+        && standalone_get
+        && !verbs.contains(&first.verb.as_str())
+    {
+        out.push(finding(
+            FindingKind::CmdletVerbMismatch,
+            Severity::Error,
+            first_line,
+            first_line,
+            a.block.index,
+            format!(
+                "step \"{}\" should {intent}, but `{}` only reads",
+                a.block.heading, first.name
+            ),
+        ));
+    }
+}
+
+fn verb_meaning(verb: &str) -> &'static str {
+    match verb {
+        "New" => "create anything",
+        "Remove" => "remove anything",
+        "Update" | "Set" => "change anything",
+        _ => "do the same thing",
+    }
+}
+
+/// Literal (no placeholder) resource references of an operation: (kind, name, resource group).
+fn resource_refs(op: &DocOperation) -> Vec<(String, String, String)> {
+    if op.service != Service::Arm || op.url.is_empty() {
+        return Vec::new();
+    }
+    let parts = split_url(&op.url);
+    let segs: Vec<&str> = parts.path.trim_matches('/').split('/').collect();
+    let mut rg = None;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < segs.len() {
+        if segs[i].eq_ignore_ascii_case("resourcegroups") {
+            rg = Some(segs[i + 1]);
+        }
+        if (segs[i].eq_ignore_ascii_case("virtualMachines")
+            || segs[i].eq_ignore_ascii_case("virtualMachineScaleSets")
+            || segs[i].eq_ignore_ascii_case("userAssignedIdentities"))
+            && let Some(r) = rg
+        {
+            out.push((
+                segs[i].to_ascii_lowercase(),
+                segs[i + 1].to_string(),
+                r.to_string(),
+            ));
+        }
+        i += 1;
+    }
+    out.retain(|(_, n, r)| !n.contains('<') && !r.contains('<') && !n.contains('$'));
+    out
+}
+
+fn section_key(a: &BlockAnalysis) -> (usize, &str) {
+    (a.block.article_line, a.block.article_title.as_str())
+}
+
+/// Cross-block checks: naming consistency and token audiences.
+fn check_article_consistency(blocks: &[BlockAnalysis], out: &mut Vec<Finding>) {
+    let mut i = 0;
+    while i < blocks.len() {
+        let key = section_key(&blocks[i]);
+        let mut j = i;
+        while j < blocks.len() && section_key(&blocks[j]) == key {
+            j += 1;
+        }
+        let section = &blocks[i..j];
+        // same resource, different resource group
+        let mut seen: Vec<(String, String, String, usize)> = Vec::new();
+        for a in section {
+            for op in &a.ops {
+                for (kind, name, rg) in resource_refs(op) {
+                    if let Some((_, _, first_rg, first_line)) = seen
+                        .iter()
+                        .find(|(k, n, _, _)| *k == kind && n.eq_ignore_ascii_case(&name))
+                    {
+                        if !first_rg.eq_ignore_ascii_case(&rg) {
+                            out.push(finding(
+                                FindingKind::ResourceNameMismatch,
+                                Severity::Error,
+                                op.line,
+                                op.end_line,
+                                a.block.index,
+                                format!("`{name}` is in resource group `{first_rg}` (L{first_line}) but this step uses resource group `{rg}`"),
+                            ));
+                        }
+                    } else {
+                        seen.push((kind, name, rg, op.line));
+                    }
+                }
+            }
+        }
+        // token audience vs service called
+        let mut last_token: Option<(String, Service, usize)> = None;
+        for a in section {
+            for op in &a.ops {
+                match &op.action {
+                    Action::ImdsToken {
+                        resource: Some(r), ..
+                    }
+                    | Action::OperatorToken { resource: r } => {
+                        if let Some(s) = specs::audience_service(r) {
+                            last_token = Some((r.clone(), s, op.line));
+                        }
+                    }
+                    _ => {
+                        if op.inferred
+                            || op
+                                .header_value("Authorization")
+                                .is_none_or(|v| !v.starts_with("Bearer"))
+                        {
+                            continue;
+                        }
+                        if let Some((aud, svc, line)) = &last_token
+                            && *svc != op.service
+                            && op.service != Service::Unknown
+                        {
+                            out.push(finding(
+                                FindingKind::AudienceMismatch,
+                                Severity::Error,
+                                op.line,
+                                op.end_line,
+                                a.block.index,
+                                format!("the token fetched at L{line} is for `{aud}` ({}) but this request goes to {}", svc.name(), op.service.name()),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        i = j;
+    }
+}
+
+/// Resource-group responses whose `id` names another group than `name`.
+fn check_response_consistency(a: &BlockAnalysis, v: &Value, out: &mut Vec<Finding>) {
+    if let (Some(Value::String(id)), Some(Value::String(name))) = (v.get("id"), v.get("name")) {
+        let segs: Vec<&str> = id.trim_matches('/').split('/').collect();
+        if segs.len() == 4
+            && segs[2].eq_ignore_ascii_case("resourceGroups")
+            && !segs[3].eq_ignore_ascii_case(name)
+            && !segs[3].contains('<')
+        {
+            let line = find_line(&a.block, "\"id\"").unwrap_or(a.block.content_start);
+            out.push(finding(
+                FindingKind::ResourceNameMismatch,
+                Severity::Warning,
+                line,
+                line,
+                a.block.index,
+                format!(
+                    "example response: `id` names resource group `{}` but `name` is `{name}`",
+                    segs[3]
+                ),
+            ));
+        }
+    }
+}
+
+/// Run every static check on the analysed blocks.
+pub fn static_findings(blocks: &[BlockAnalysis]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut last_request_op: Option<(usize, &DocOperation)> = None;
+    for a in blocks {
+        let bi = a.block.index;
+        for (line, msg) in &a.parse_errors {
+            out.push(finding(
+                FindingKind::InvalidSyntax,
+                Severity::Error,
+                *line,
+                *line,
+                bi,
+                msg.clone(),
+            ));
+        }
+        for op in &a.ops {
+            check_op(op, a, &mut out);
+            if !op.inferred && op.service == Service::Arm {
+                last_request_op = Some((bi, op));
+            }
+        }
+        check_cmdlet_verbs(a, &mut out);
+        match (&a.json, a.class.kind) {
+            (Some(Err(p)), kind) => out.push(finding(
+                FindingKind::MalformedJson,
+                if kind == BlockKind::Template {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
+                a.block.line_of(p.line.saturating_sub(1)),
+                a.block.line_of(p.line.saturating_sub(1)),
+                bi,
+                format!(
+                    "{} is not valid JSON: {}",
+                    a.class.kind.label().replace('-', " "),
+                    p.message
+                ),
+            )),
+            (Some(Ok(j)), kind) => {
+                for note in &j.notes {
+                    let fragment_response =
+                        kind == BlockKind::ExampleResponse && note.starts_with("fragment");
+                    let (sev, msg) = if fragment_response {
+                        (Severity::Error, "example response is not a complete JSON document (outer braces missing)".to_string())
+                    } else {
+                        (Severity::Note, note.clone())
+                    };
+                    out.push(finding(
+                        FindingKind::MalformedJson,
+                        sev,
+                        a.block.content_start,
+                        a.block.end_line,
+                        bi,
+                        msg,
+                    ));
+                }
+                match kind {
+                    BlockKind::Template => check_template(&j.value, a, &mut out),
+                    BlockKind::ExampleResponse => check_response_consistency(a, &j.value, &mut out),
+                    BlockKind::RequestBody => {
+                        if let Some((rb, op)) = last_request_op
+                            && bi.saturating_sub(rb) <= 3
+                        {
+                            if let Action::Arm { resource_type, .. } = &op.action {
+                                let rt = resource_type.to_ascii_lowercase();
+                                if rt.starts_with("microsoft.compute/virtualmachine") {
+                                    identity_shape(
+                                        j.value.get("identity"),
+                                        op.api_version.as_deref(),
+                                        bi,
+                                        a.block.content_start,
+                                        a.block.end_line,
+                                        "request body",
+                                        &mut out,
+                                    );
+                                }
+                            }
+                            // The separately printed body should be what the request sends.
+                            if let Some(Ok(sent)) =
+                                op.body.as_deref().map(serde_json::from_str::<Value>)
+                            {
+                                let diffs = compare(&j.value, &sent);
+                                let both: Vec<&Difference> =
+                                    diffs.iter().filter(|d| d.drift).collect();
+                                if let Some(d) = both.first() {
+                                    out.push(finding(
+                                        FindingKind::BodyShapeMismatch,
+                                        Severity::Warning,
+                                        a.block.content_start,
+                                        a.block.end_line,
+                                        bi,
+                                        format!(
+                                            "request body differs from the body the command at L{} sends ({} differences; first: {})",
+                                            op.line,
+                                            both.len(),
+                                            d.message.replace("service response does not have it", "the command's body does not have it").replace("service has", "command has")
+                                        ),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    check_article_consistency(blocks, &mut out);
+    out.sort_by_key(|f| (f.line, f.kind));
+    out.dedup_by(|a, b| a.line == b.line && a.kind == b.kind && a.message == b.message);
+    out
+}
+
+/// Outcome of executing one operation.
+#[derive(Debug, Clone)]
+struct ExecResult {
+    line: usize,
+    inferred: bool,
+    outcome: Result<ExecResponse, String>,
+    unresolved: Vec<String>,
+}
+
+fn is_executable(op: &DocOperation) -> bool {
+    !op.url.is_empty() && !matches!(op.action, Action::Unmapped { .. })
+}
+
+/// Full check of one article.
+pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> ArticleReport {
+    let (format, blocks) = analyse(text);
+    let findings = static_findings(&blocks);
+    let mut exec: Vec<Vec<ExecResult>> = Vec::with_capacity(blocks.len());
+    for a in &blocks {
+        let mut results = Vec::new();
+        for op in a.ops.iter().filter(|o| is_executable(o)) {
+            let req = resolve(op, opts.world);
+            let outcome = opts.executor.execute(&req);
+            results.push(ExecResult {
+                line: op.line,
+                inferred: op.inferred,
+                outcome,
+                unresolved: req.unresolved,
+            });
+        }
+        exec.push(results);
+    }
+    let coverage: Vec<&CoverageEntry> = opts
+        .coverage
+        .iter()
+        .filter(|c| article_matches(&c.article, name))
+        .collect();
+    let mut reports = Vec::with_capacity(blocks.len());
+    let mut last_actionable: Option<usize> = None;
+    let mut paired: Vec<bool> = vec![false; blocks.len()];
+    for (i, a) in blocks.iter().enumerate() {
+        let block_findings: Vec<Finding> = findings
+            .iter()
+            .filter(|f| f.block == Some(a.block.index))
+            .cloned()
+            .collect();
+        let mut response_to = None;
+        let (status, reason) = if a.class.kind.is_actionable() {
+            last_actionable = Some(i);
+            actionable_status(a, &exec[i], &block_findings)
+        } else if a.class.kind == BlockKind::ExampleResponse {
+            let req = last_actionable
+                .filter(|&r| !paired[r] && section_key(&blocks[r]) == section_key(a) && i - r <= 4);
+            if let Some(r) = req {
+                paired[r] = true;
+                response_to = Some(blocks[r].block.index);
+            }
+            response_status(
+                a,
+                req.map(|r| (&blocks[r], exec[r].as_slice())),
+                &block_findings,
+            )
+        } else {
+            other_status(a, &block_findings)
+        };
+        let covered_by = coverage
+            .iter()
+            .filter(|c| c.start_line <= a.block.end_line && c.end_line >= a.block.start_line)
+            .map(|c| format!("{}/{}", c.scenario, c.step))
+            .collect();
+        reports.push(BlockReport {
+            index: a.block.index,
+            start_line: a.block.start_line,
+            end_line: a.block.end_line,
+            article_title: a.block.article_title.clone(),
+            heading: a.block.heading.clone(),
+            info: a.block.info.clone(),
+            kind: a.class.kind,
+            detail: a.class.detail.clone(),
+            kind_reason: a.class.reason.clone(),
+            status,
+            reason,
+            operations: a.ops.iter().map(OpSummary::from).collect(),
+            findings: block_findings,
+            covered_by,
+            response_to,
+        });
+    }
+    ArticleReport::new(name, format, reports, findings)
+}
+
+fn article_matches(entry: &str, name: &str) -> bool {
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    base(entry) == base(name)
+}
+
+fn first_with(findings: &[Finding], sev: Severity) -> Option<&Finding> {
+    findings.iter().find(|f| f.severity == sev)
+}
+
+fn with_more(f: &Finding, all: &[Finding], sev: Severity) -> String {
+    let n = all.iter().filter(|x| x.severity == sev).count();
+    if n > 1 {
+        format!("L{}: {} (+{} more)", f.line, f.message, n - 1)
+    } else {
+        format!("L{}: {}", f.line, f.message)
+    }
+}
+
+fn actionable_status(
+    a: &BlockAnalysis,
+    results: &[ExecResult],
+    findings: &[Finding],
+) -> (Status, String) {
+    if let Some(f) = first_with(findings, Severity::Error) {
+        return (Status::Broken, with_more(f, findings, Severity::Error));
+    }
+    for r in results {
+        if let Ok(resp) = &r.outcome
+            && resp.status >= 400
+        {
+            let body: String = resp.body.chars().take(200).collect();
+            return (
+                Status::Broken,
+                format!("L{}: service returned {}: {body}", r.line, resp.status),
+            );
+        }
+    }
+    if let Some(f) = first_with(findings, Severity::Warning) {
+        return (Status::Drifted, with_more(f, findings, Severity::Warning));
+    }
+    if results.is_empty() {
+        let why = if a.ops.is_empty() {
+            "no operation recognised in the block".to_string()
+        } else {
+            let local: Vec<String> = a
+                .ops
+                .iter()
+                .map(|o| match &o.action {
+                    Action::Unmapped { why } => why.clone(),
+                    Action::SignIn { .. } => "sign-in of the tool".into(),
+                    Action::OperatorToken { .. } => "operator token from the CLI".into(),
+                    Action::DataPlane { what } => format!("data-plane tool command ({what})"),
+                    _ => "local step".into(),
+                })
+                .collect();
+            format!("parsed; nothing to execute: {}", local.join("; "))
+        };
+        return (Status::NotCheckable, why);
+    }
+    if let Some(r) = results.iter().find(|r| r.outcome.is_err()) {
+        let msg = r.outcome.as_ref().err().cloned().unwrap_or_default();
+        return (
+            Status::NotCheckable,
+            format!("parsed and statically consistent; L{}: {msg}", r.line),
+        );
+    }
+    let unresolved: Vec<&String> = results.iter().flat_map(|r| r.unresolved.iter()).collect();
+    let inferred = results.iter().all(|r| r.inferred);
+    let mut reason = if inferred {
+        "the request the command maps to succeeded".to_string()
+    } else {
+        "request succeeded".to_string()
+    };
+    if !unresolved.is_empty() {
+        let _ = write!(
+            reason,
+            " (placeholders left as written: {})",
+            unresolved
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    (Status::Works, reason)
+}
+
+fn response_status(
+    a: &BlockAnalysis,
+    req: Option<(&BlockAnalysis, &[ExecResult])>,
+    findings: &[Finding],
+) -> (Status, String) {
+    if let Some(f) = first_with(findings, Severity::Error) {
+        return (Status::Broken, with_more(f, findings, Severity::Error));
+    }
+    if let Some(w) = first_with(findings, Severity::Warning) {
+        return (Status::Drifted, with_more(w, findings, Severity::Warning));
+    }
+    let Some((rb, results)) = req else {
+        return (
+            Status::NotCheckable,
+            "no request or command precedes this example output".into(),
+        );
+    };
+    let Some(last) = results.last() else {
+        return (
+            Status::NotCheckable,
+            format!(
+                "output of the block at L{} which has nothing to execute",
+                rb.block.start_line
+            ),
+        );
+    };
+    let resp = match &last.outcome {
+        Err(e) => {
+            return (
+                Status::NotCheckable,
+                format!("output of L{}, which was not executed: {e}", last.line),
+            );
+        }
+        Ok(r) => r,
+    };
+    if resp.status >= 400 {
+        return (
+            Status::Broken,
+            format!(
+                "the request at L{} failed ({}), so this output cannot be produced",
+                last.line, resp.status
+            ),
+        );
+    }
+    if last.inferred {
+        return (
+            Status::NotCheckable,
+            format!(
+                "output of a CLI/PowerShell command (L{}); the tool's output format is not the wire response",
+                last.line
+            ),
+        );
+    }
+    let doc = match &a.json {
+        Some(Ok(j)) => &j.value,
+        _ => {
+            return (
+                Status::NotCheckable,
+                format!("{} output is not compared (only JSON is)", a.class.detail),
+            );
+        }
+    };
+    let Ok(actual) = serde_json::from_str::<Value>(&resp.body) else {
+        return (
+            Status::Drifted,
+            format!("the service at L{} did not return JSON", last.line),
+        );
+    };
+    let diffs = compare(doc, &actual);
+    let drift: Vec<&Difference> = diffs.iter().filter(|d| d.drift).collect();
+    if drift.is_empty() {
+        let extra = diffs.len();
+        if extra > 0 {
+            (
+                Status::Works,
+                format!(
+                    "matches the response of L{} ({extra} extra field(s) the doc leaves out)",
+                    last.line
+                ),
+            )
+        } else {
+            (
+                Status::Works,
+                format!("matches the response of L{}", last.line),
+            )
+        }
+    } else {
+        let msgs: Vec<String> = drift
+            .iter()
+            .map(|d| {
+                let key = d.path.rsplit('.').next().unwrap_or(&d.path);
+                let key = key.split('[').next().unwrap_or(key);
+                match find_line(&a.block, &format!("\"{key}\"")) {
+                    Some(l) => format!("L{l}: {}", d.message),
+                    None => d.message.clone(),
+                }
+            })
+            .collect();
+        (Status::Drifted, msgs.join("; "))
+    }
+}
+
+fn other_status(a: &BlockAnalysis, findings: &[Finding]) -> (Status, String) {
+    if let Some(f) = first_with(findings, Severity::Error) {
+        return (Status::Broken, with_more(f, findings, Severity::Error));
+    }
+    if let Some(f) = first_with(findings, Severity::Warning) {
+        return (Status::Drifted, with_more(f, findings, Severity::Warning));
+    }
+    let why = match a.class.kind {
+        BlockKind::SourceCode => format!(
+            "{} source sample: not compiled or run by the checker",
+            a.class.detail
+        ),
+        BlockKind::Template => {
+            "template: api-versions and identity shapes checked statically; not deployed".into()
+        }
+        BlockKind::RequestBody => "request body: JSON and identity shape checked statically".into(),
+        _ => format!("not checkable: {}", a.class.reason),
+    };
+    (Status::NotCheckable, why)
+}
