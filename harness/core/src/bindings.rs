@@ -80,6 +80,18 @@ impl Bindings {
         Ok(out)
     }
 
+    /// Table keys may hold references too (`{ "${id1.id}" = {} }` in an identity body).
+    fn render_key(&self, key: &str) -> Result<String, RenderError> {
+        if !key.contains("${") {
+            return Ok(key.to_string());
+        }
+        let template = crate::template::parse(key).map_err(|errs| RenderError {
+            reference: key.to_string(),
+            reason: errs.first().map_or_else(|| "is not a valid template".into(), crate::template::TemplateError::message),
+        })?;
+        self.render(&template)
+    }
+
     /// Render a field value to JSON: strings are rendered (a string that is exactly one
     /// reference keeps the referenced JSON type), tables become objects.
     pub fn render_json(&self, value: &FieldValue) -> Result<Value, RenderError> {
@@ -102,7 +114,7 @@ impl Bindings {
             ),
             FieldValue::Table(map) => Value::Object(
                 map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.render_json(&v.value)?)))
+                    .map(|(k, v)| Ok((self.render_key(k)?, self.render_json(&v.value)?)))
                     .collect::<Result<_, RenderError>>()?,
             ),
         })
