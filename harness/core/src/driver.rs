@@ -832,6 +832,18 @@ impl<'a> Run<'a> {
                 }
             }
         }
+        let sign_table = step.fields.template_table("sign");
+        if !sign_table.is_empty() {
+            let mut inputs = std::collections::BTreeMap::new();
+            for (k, t) in sign_table {
+                let v = self.bindings.render(t)?;
+                if matches!(k, "key" | "account_key" | "master_key") {
+                    self.secrets.push((v.clone(), "key"));
+                }
+                inputs.insert(k.to_string(), v);
+            }
+            crate::sign::apply(&inputs, &mut req).map_err(|e| StepError(e.to_string()))?;
+        }
         let expect = self.expectation(step).cloned();
         let wants_success = expect.as_ref().and_then(|e| e.status.as_ref()).is_none_or(|s| (200..300).contains(&s.value));
         let may_wait = self.trial == Trial::Normal && self.grants_done && wants_success;

@@ -23,3 +23,4 @@ pub mod driver;
 pub mod snapshot;
 pub mod report;
 pub mod runner;
+pub mod sign;

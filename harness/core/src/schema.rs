@@ -307,6 +307,7 @@ pub const KINDS: &[KindSpec] = &[
             opt("body", Json, "Request body: a string is sent as is, a table as JSON."),
             opt("token", Str, "Id of a fetch_token step: sends `Authorization: Bearer <its token>`."),
             opt("as_deployer", Bool, "Send the deployer's ARM token (as the operator in the REST how-tos)."),
+            opt("sign", StrTable, "Sign the request instead of a bearer token: `scheme` plus that scheme's inputs (see `sign.rs`)."),
         ],
         outputs: &["status", "headers.*", "body.*", "text"],
     },
