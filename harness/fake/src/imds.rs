@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
@@ -426,13 +425,16 @@ fn instance(ctx: &HostCtx, path: &str) -> Response {
 
 /// The legacy VM extension endpoint: `GET|POST /oauth2/token`, `Metadata: true`,
 /// `resource` in the query or the form body, no api-version.
-async fn extension(
-    State(ctx): State<Arc<HostCtx>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn extension(State(ctx): State<Arc<HostCtx>>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let Ok(body) = axum::body::to_bytes(body, 1024 * 1024).await else {
+        return imds_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "Request body too large",
+        );
+    };
     if !uri
         .path()
         .trim_end_matches('/')

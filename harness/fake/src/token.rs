@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -258,14 +257,18 @@ fn entra_error(world: &World, status: StatusCode, error: &str, code: u32, text: 
     )
 }
 
-async fn handle(
-    State(world): State<Arc<World>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let _ = headers;
+async fn handle(State(world): State<Arc<World>>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let (method, uri) = (parts.method, parts.uri);
+    let Ok(body) = axum::body::to_bytes(body, 1024 * 1024).await else {
+        return entra_error(
+            &world,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            90020,
+            "The request body is too large.",
+        );
+    };
     let path = util::decode(uri.path(), false);
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let tenant = segs.first().copied().unwrap_or_default();

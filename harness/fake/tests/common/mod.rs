@@ -29,7 +29,11 @@ pub async fn world_with(f: impl FnOnce(&mut FakeConfig)) -> FakeCloud {
 pub async fn deployer_token(cloud: &FakeCloud) -> String {
     let d = cloud.deployer();
     let r = client()
-        .post(format!("{}/{}/oauth2/token", cloud.login_url(), cloud.tenant_id()))
+        .post(format!(
+            "{}/{}/oauth2/token",
+            cloud.login_url(),
+            cloud.tenant_id()
+        ))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", d.client_id.as_str()),
@@ -63,26 +67,57 @@ pub async fn call(method: &str, url: &str, token: Option<&str>, body: Option<Val
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await.unwrap();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    Resp { status, headers, body }
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn rg_url(cloud: &FakeCloud, rg: &str) -> String {
-    format!("{}/subscriptions/{}/resourceGroups/{rg}", cloud.arm_url(), cloud.subscription_id())
+    format!(
+        "{}/subscriptions/{}/resourceGroups/{rg}",
+        cloud.arm_url(),
+        cloud.subscription_id()
+    )
 }
 
 pub fn rg_id(cloud: &FakeCloud, rg: &str) -> String {
-    format!("/subscriptions/{}/resourceGroups/{rg}", cloud.subscription_id())
+    format!(
+        "/subscriptions/{}/resourceGroups/{rg}",
+        cloud.subscription_id()
+    )
 }
 
 pub async fn create_rg(cloud: &FakeCloud, tok: &str, rg: &str) {
-    let r = call("PUT", &format!("{}?api-version=2016-09-01", rg_url(cloud, rg)), Some(tok), Some(json!({"location": "westus"}))).await;
+    let r = call(
+        "PUT",
+        &format!("{}?api-version=2016-09-01", rg_url(cloud, rg)),
+        Some(tok),
+        Some(json!({"location": "westus"})),
+    )
+    .await;
     assert!(r.status == 201 || r.status == 200, "{}", r.body);
 }
 
 /// Create a VM with `identity`; returns (vm id, response body).
-pub async fn create_vm(cloud: &FakeCloud, tok: &str, rg: &str, name: &str, version: &str, identity: Value) -> (String, Value) {
-    let id = format!("{}/providers/Microsoft.Compute/virtualMachines/{name}", rg_id(cloud, rg));
+pub async fn create_vm(
+    cloud: &FakeCloud,
+    tok: &str,
+    rg: &str,
+    name: &str,
+    version: &str,
+    identity: Value,
+) -> (String, Value) {
+    let id = format!(
+        "{}/providers/Microsoft.Compute/virtualMachines/{name}",
+        rg_id(cloud, rg)
+    );
     let r = call(
         "PUT",
         &format!("{}{id}?api-version={version}", cloud.arm_url()),
@@ -95,13 +130,28 @@ pub async fn create_vm(cloud: &FakeCloud, tok: &str, rg: &str, name: &str, versi
 }
 
 pub async fn create_uami(cloud: &FakeCloud, tok: &str, rg: &str, name: &str) -> Value {
-    let id = format!("{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}", rg_id(cloud, rg));
-    let r = call("PUT", &format!("{}{id}?api-version=2018-11-30", cloud.arm_url()), Some(tok), Some(json!({"location": "westus"}))).await;
+    let id = format!(
+        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
+        rg_id(cloud, rg)
+    );
+    let r = call(
+        "PUT",
+        &format!("{}{id}?api-version=2018-11-30", cloud.arm_url()),
+        Some(tok),
+        Some(json!({"location": "westus"})),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     r.body
 }
 
-pub async fn assign(cloud: &FakeCloud, tok: &str, scope: &str, role_guid: &str, principal: &str) -> Resp {
+pub async fn assign(
+    cloud: &FakeCloud,
+    tok: &str,
+    scope: &str,
+    role_guid: &str,
+    principal: &str,
+) -> Resp {
     let name = uuid::Uuid::new_v4();
     call(
         "PUT",
@@ -130,7 +180,11 @@ pub async fn imds_token(cloud: &FakeCloud, host_id: &str, extra: &str) -> Resp {
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let body = r.json().await.unwrap_or(Value::Null);
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Same keys (recursively) and same JSON kinds as a spec example. `null` in either matches anything.
