@@ -2,6 +2,9 @@
 //! VM extension endpoint (`/oauth2/token`, port 50342 in real life) and the App Service
 //! identity endpoint. Each runs on its own loopback listener, started and stopped by ARM.
 
+// Helpers return the ready error Response as Err; it is only built on the error path.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -101,6 +101,7 @@ impl std::fmt::Debug for FakeCloud {
 impl FakeCloud {
     /// Start a fresh world: new tenant, subscription and deployer; token service and ARM on
     /// `127.0.0.1:0`. Must be called inside a tokio runtime.
+    #[allow(clippy::unused_async)] // async by contract: binds on the caller's runtime.
     pub async fn start(config: FakeConfig) -> Result<FakeCloud, FakeError> {
         // Make sure the shared signing key exists before the first request.
         let _ = keys::signing_key();

@@ -25,8 +25,7 @@ pub(crate) fn random_b64(bytes: usize) -> String {
 /// Seconds since the Unix epoch of `t` (0 for times before the epoch).
 pub(crate) fn unix(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// RFC 3339 / ISO 8601 with 7 fractional digits as ARM prints (`2024-01-01T00:00:00.0000000Z`).

@@ -49,6 +49,7 @@ pub(crate) struct UamiInfo {
 
 /// A tracked ARM resource (any type the fake knows).
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_field_names)]
 pub(crate) struct Resource {
     /// Canonical id: `/subscriptions/{s}/resourceGroups/{rg}/providers/{ns}/{type}/{name}[/{child}/{name}]`.
     pub id: String,

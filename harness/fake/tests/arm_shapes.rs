@@ -1,5 +1,9 @@
 //! ARM response shapes across api-versions, checked against Microsoft's examples where they exist.
 
+#![allow(clippy::many_single_char_names, clippy::too_many_lines)]
+// Durations stay in seconds: `from_mins`/`from_hours` are newer than the workspace MSRV.
+#![allow(clippy::duration_suboptimal_units)]
+
 mod common;
 
 use common::*;

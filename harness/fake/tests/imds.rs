@@ -1,4 +1,8 @@
 //! IMDS protocol: error table, identity selection, faults, the legacy extension endpoint and
+
+#![allow(clippy::many_single_char_names, clippy::too_many_lines)]
+// Durations stay in seconds: `from_mins`/`from_hours` are newer than the workspace MSRV.
+#![allow(clippy::duration_suboptimal_units)]
 //! the App Service identity endpoint.
 
 mod common;

@@ -63,6 +63,7 @@ pub(crate) fn parse_identity_type(s: &str) -> Option<(bool, bool)> {
 /// Apply an `identity` block to a host. `dictionary_api`: the 2018-06-01+ `userAssignedIdentities`
 /// map; otherwise the 2017-12-01 `identityIds` array (replacement semantics).
 /// PATCH merges the map (`{}` adds, `null` removes); PUT replaces.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_identity(
     world: &World,
     st: &mut State,
@@ -147,10 +148,11 @@ pub(crate) fn apply_identity(
             }
         }
     }
-    if !given && !is_patch {
-        if let Some(e) = existing {
-            ids.clone_from(&e.user);
-        }
+    if !given
+        && !is_patch
+        && let Some(e) = existing
+    {
+        ids.clone_from(&e.user);
     }
     if !user {
         ids.clear();
@@ -336,15 +338,15 @@ pub(crate) fn host(world: &Arc<World>, req: &Req, ty: HostType) -> ArmResult {
                 return Err(super::resource_not_found(ty.full(), &name, &rg));
             }
             let location = if is_patch {
-                existing
-                    .as_ref()
-                    .map(|e| e.location.clone())
-                    .unwrap_or(rg_loc)
+                existing.as_ref().map_or(rg_loc, |e| e.location.clone())
             } else {
                 super::norm_location(&super::required_location(&body)?)
             };
-            if let Some(p) = body.get("properties") {
-                if !p.is_object() && !p.is_null() {
+            if let Some(p) = body.get("properties")
+                && !p.is_object()
+                && !p.is_null()
+            {
+                {
                     return Err(ArmError::bad_request(
                         "InvalidRequestFormat",
                         "Cannot parse the request.",
@@ -618,13 +620,12 @@ pub(crate) fn extension(world: &Arc<World>, req: &Req) -> ArmResult {
                             .is_some_and(|x| x.eq_ignore_ascii_case(t))
                     })
             });
-            if !still {
-                if let Some(h) = st
+            if !still
+                && let Some(h) = st
                     .hosts
                     .remove(&crate::world::host_key(&vm_id, &HostKind::Extension))
-                {
-                    h.server.stop();
-                }
+            {
+                h.server.stop();
             }
             drop(st);
             let headers = super::lro_headers(world, req, "Microsoft.Compute", &r.location, true);

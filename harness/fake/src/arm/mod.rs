@@ -2,6 +2,10 @@
 //! ARM does, authenticates the bearer token, checks api-versions, authorizes the action
 //! with RBAC and dispatches to the resource-provider modules.
 
+// ArmError carries an owned envelope; it is only built on the (cold) error path. `ok`/`empty`
+// return results so handlers can `return ok(..)` uniformly.
+#![allow(clippy::result_large_err, clippy::unnecessary_wraps)]
+
 pub(crate) mod authorization;
 pub(crate) mod compute;
 pub(crate) mod msi;
@@ -553,7 +557,7 @@ fn dispatch(world: &Arc<World>, req: &Req) -> ArmResult {
         }
         [_, _, "providers", ns, ty] => list_by_type(world, req, ns, ty, None),
         [_, _, "resourcegroups", _, "providers", ns, ty] => {
-            list_by_type(world, req, ns, ty, Some(rg_name(req)))
+            list_by_type(world, req, ns, ty, Some(&rg_name(req)))
         }
         [_, _, "resourcegroups", _, "providers", ns, ty, _, rest @ ..] => {
             let key = format!("{ns}/{ty}");
@@ -631,13 +635,7 @@ fn unknown_type(req: &Req, ns: &str, ty: &str) -> ArmError {
     }
 }
 
-fn list_by_type(
-    world: &Arc<World>,
-    req: &Req,
-    ns: &str,
-    ty: &str,
-    rg: Option<String>,
-) -> ArmResult {
+fn list_by_type(world: &Arc<World>, req: &Req, ns: &str, ty: &str, rg: Option<&str>) -> ArmResult {
     let key = format!("{ns}/{ty}");
     let (full, supported): (&str, &[&str]) = match key.as_str() {
         "microsoft.compute/virtualmachines" => {
@@ -663,14 +661,13 @@ fn list_by_type(
     let short = full.split_once('/').map_or(full, |(_, t)| t);
     check_provider_version(req, &world.config.location, short, supported)?;
     authorize(world, req, &format!("{full}/read"), &req.path)?;
-    if let Some(rg) = &rg {
-        if !world
+    if let Some(rg) = &rg
+        && !world
             .lock()
             .resource_groups
             .contains_key(&rg.to_ascii_lowercase())
-        {
-            return Err(rg_not_found(rg));
-        }
+    {
+        return Err(rg_not_found(rg));
     }
     let items: Vec<Value> = {
         let st = world.lock();
