@@ -1,1 +1,301 @@
-//! mic fake
+//! mic fake: a fake Azure cloud on loopback for the managed-identity scenarios.
+//!
+//! One [`FakeCloud`] is an isolated world (tenant, subscription, deployer principal) with:
+//! - a token service (`login_url`): Entra v1/v2 client-credentials, OpenID configuration, JWKS;
+//! - ARM (`arm_url`): resource groups, VMs / scale sets with identities, user-assigned
+//!   identities, storage accounts, web sites, VM extensions, role definitions and assignments,
+//!   with every call authenticated and authorized by the RBAC engine;
+//! - per host: an IMDS endpoint per VM / scale set, the legacy VM-extension endpoint while the
+//!   extension exists, the App Service identity endpoint for sites with an identity.
+//!
+//! Data planes (storage, key vault, sql, ...) plug in as further modules using
+//! [`FakeCloud::verify_token`], [`FakeCloud::authorize_data_action`] and [`FakeCloud::directory`].
+
+mod arm;
+pub mod directory;
+mod error;
+mod imds;
+mod keys;
+pub mod rbac;
+mod server;
+pub mod token;
+mod util;
+mod world;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use directory::{Directory, PrincipalKind, ServicePrincipal};
+pub use error::{FakeError, TokenError};
+pub use imds::{IMDS_API_VERSIONS, TIMEOUT_HOLD};
+pub use token::{ARM_AUDIENCES, Claims, KNOWN_RESOURCES};
+
+use world::{FaultState, HostKind, World, host_key};
+
+/// Configuration of a world.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// Default location (`westus`).
+    pub location: String,
+    /// How long a new role assignment takes to become effective (world clock).
+    pub propagation_delay: Duration,
+    /// How long long-running operations stay `InProgress` (world clock).
+    pub lro_delay: Duration,
+    /// Latency added to every request on every server.
+    pub latency: Duration,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            location: "westus".to_owned(),
+            propagation_delay: Duration::ZERO,
+            lro_delay: Duration::ZERO,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// The CI's own principal: a service principal with a client secret, Owner on the subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployer {
+    pub client_id: String,
+    pub client_secret: String,
+    pub object_id: String,
+}
+
+/// What an injected IMDS fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Answer with this status (404, 410, 429, 500 are modelled; others answer `server_error`).
+    Status(u16),
+    /// Hold the request open (up to [`TIMEOUT_HOLD`]) so the client times out.
+    Timeout,
+}
+
+/// An IMDS fault: let `skip` requests through, then fail `count` requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub skip: u32,
+    pub count: u32,
+}
+
+/// Handle to a running world (cheap to clone).
+#[derive(Clone)]
+pub struct FakeCloud {
+    world: Arc<World>,
+}
+
+impl std::fmt::Debug for FakeCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeCloud")
+            .field("tenant_id", &self.world.tenant_id)
+            .field("subscription_id", &self.world.subscription_id)
+            .field("login_url", &self.login_url())
+            .field("arm_url", &self.arm_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeCloud {
+    /// Start a fresh world: new tenant, subscription and deployer; token service and ARM on
+    /// `127.0.0.1:0`. Must be called inside a tokio runtime.
+    #[allow(clippy::unused_async)] // async by contract: binds on the caller's runtime.
+    pub async fn start(config: FakeConfig) -> Result<FakeCloud, FakeError> {
+        // Make sure the shared signing key exists before the first request.
+        let _ = keys::signing_key();
+        let world = Arc::new(World::new(config));
+        let latency = world.config.latency;
+        let w = world.clone();
+        let login = server::spawn(latency, move |_| token::router(w))?;
+        let w = world.clone();
+        let arm = match server::spawn(latency, move |_| arm::router(w)) {
+            Ok(a) => a,
+            Err(e) => {
+                login.stop();
+                return Err(e.into());
+            }
+        };
+        *world
+            .login_url
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = login.url();
+        *world
+            .arm_url
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = arm.url();
+        {
+            let mut st = world.lock();
+            st.main_servers.push(login);
+            st.main_servers.push(arm);
+        }
+        Ok(FakeCloud { world })
+    }
+
+    pub fn tenant_id(&self) -> String {
+        self.world.tenant_id.clone()
+    }
+    pub fn subscription_id(&self) -> String {
+        self.world.subscription_id.clone()
+    }
+    pub fn location(&self) -> String {
+        self.world.config.location.clone()
+    }
+    /// Base URL of the token service (`http://127.0.0.1:PORT`); paths are `/{tenant}/oauth2/...`.
+    pub fn login_url(&self) -> String {
+        self.world
+            .login_url
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+    /// Base URL of ARM (`http://127.0.0.1:PORT`).
+    pub fn arm_url(&self) -> String {
+        self.world.arm_base()
+    }
+    pub fn deployer(&self) -> Deployer {
+        self.world.deployer.clone()
+    }
+
+    fn host_url(&self, id: &str, kind: &HostKind) -> Option<String> {
+        self.world
+            .lock()
+            .hosts
+            .get(&host_key(id.trim_end_matches('/'), kind))
+            .map(|h| h.server.url())
+    }
+
+    /// Base URL of the IMDS of a VM or scale set (ids matched case-insensitively).
+    pub fn imds_url(&self, host_resource_id: &str) -> Option<String> {
+        self.host_url(host_resource_id, &HostKind::Imds)
+    }
+
+    /// Base URL of the legacy VM-extension endpoint (serves `/oauth2/token`), only while the VM
+    /// has a ManagedIdentityExtensionFor{Windows,Linux} extension.
+    pub fn extension_url(&self, vm_resource_id: &str) -> Option<String> {
+        self.host_url(vm_resource_id, &HostKind::Extension)
+    }
+
+    /// `(IDENTITY_ENDPOINT, IDENTITY_HEADER)` of a site with a managed identity.
+    pub fn app_service_identity(&self, site_resource_id: &str) -> Option<(String, String)> {
+        let st = self.world.lock();
+        let key = host_key(
+            site_resource_id.trim_end_matches('/'),
+            &HostKind::AppService {
+                secret: String::new(),
+            },
+        );
+        let h = st.hosts.get(&key)?;
+        match &h.kind {
+            HostKind::AppService { secret } => {
+                Some((format!("{}/msi/token", h.server.url()), secret.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Make the IMDS of a host fail: after `skip` good requests, `count` failures.
+    pub fn inject_imds_fault(&self, host_resource_id: &str, fault: Fault) {
+        self.world.lock().faults.insert(
+            host_resource_id.trim_end_matches('/').to_ascii_lowercase(),
+            FaultState {
+                fault,
+                seen: 0,
+                failed: 0,
+            },
+        );
+    }
+
+    /// Move the world's clock forward (token lifetimes, propagation, operations).
+    pub fn advance_clock(&self, by: Duration) {
+        self.world.advance_clock(by);
+    }
+
+    pub fn resource_group_names(&self) -> Vec<String> {
+        self.world
+            .lock()
+            .resource_groups
+            .values()
+            .map(|g| g.name.clone())
+            .collect()
+    }
+
+    /// Human-readable endpoint list.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "fake Azure cloud\n  tenant:        {}\n  subscription:  {}\n  location:      {}\n  token service: {}/{}/oauth2/token (v2: /oauth2/v2.0/token)\n  ARM:           {}\n  deployer:      client_id={} object_id={}\n",
+            self.world.tenant_id,
+            self.world.subscription_id,
+            self.world.config.location,
+            self.login_url(),
+            self.world.tenant_id,
+            self.arm_url(),
+            self.world.deployer.client_id,
+            self.world.deployer.object_id,
+        );
+        let st = self.world.lock();
+        let mut hosts: Vec<String> = st
+            .hosts
+            .iter()
+            .map(|((id, _), h)| {
+                let what = match h.kind {
+                    HostKind::Imds => "IMDS",
+                    HostKind::Extension => "VM extension",
+                    HostKind::AppService { .. } => "App Service identity",
+                };
+                let rid = st.resources.get(id).map_or(id.as_str(), |r| r.id.as_str());
+                format!("  {what:<21} {} for {rid}\n", h.server.url())
+            })
+            .collect();
+        hosts.sort();
+        for h in hosts {
+            out.push_str(&h);
+        }
+        out
+    }
+
+    /// Stop every server of the world.
+    pub async fn shutdown(self) {
+        let servers: Vec<server::ServerHandle> = {
+            let mut st = self.world.lock();
+            let mut v: Vec<server::ServerHandle> =
+                st.hosts.drain().map(|(_, h)| h.server).collect();
+            v.append(&mut st.main_servers);
+            v
+        };
+        for s in &servers {
+            s.stop();
+        }
+        for s in servers {
+            s.stop_and_wait().await;
+        }
+    }
+
+    /// Validate a bearer token (with or without the `Bearer ` prefix) for one of `audiences`:
+    /// signature, issuer (this world's tenant), audience, lifetime against the world clock.
+    pub fn verify_token(&self, bearer: &str, audiences: &[&str]) -> Result<Claims, TokenError> {
+        self.world.verify(bearer, audiences)
+    }
+
+    /// RBAC: may `principal_object_id` perform `action` at `scope`?
+    pub fn authorize(&self, principal_object_id: &str, action: &str, scope: &str) -> bool {
+        self.world.check(principal_object_id, action, scope, false)
+    }
+
+    /// RBAC for data planes: may `principal_object_id` perform `data_action` at `scope`?
+    pub fn authorize_data_action(
+        &self,
+        principal_object_id: &str,
+        data_action: &str,
+        scope: &str,
+    ) -> bool {
+        self.world
+            .check(principal_object_id, data_action, scope, true)
+    }
+
+    /// A snapshot of the directory's service principals.
+    pub fn directory(&self) -> Directory {
+        self.world.lock().directory.clone()
+    }
+}
