@@ -154,9 +154,13 @@ impl World {
             ver: "1.0".to_owned(),
             xms_az_rid: if mi { host_id.map(str::to_owned) } else { None },
             xms_mirid: match sp.kind {
-                PrincipalKind::SystemAssigned | PrincipalKind::UserAssigned => {
-                    sp.resource_id.clone()
-                }
+                PrincipalKind::SystemAssigned => sp.resource_id.clone(),
+                // As the MSI provider prints the identity's id (lower-case `resourcegroups`),
+                // which is also how real user-assigned tokens spell it.
+                PrincipalKind::UserAssigned => sp
+                    .resource_id
+                    .as_ref()
+                    .map(|id| id.replacen("/resourceGroups/", "/resourcegroups/", 1)),
                 PrincipalKind::ServicePrincipal => None,
             },
         };
