@@ -908,9 +908,13 @@ impl<'a> Run<'a> {
 
     /// (snapshot text, full transcript text), both redacted.
     fn render(&self) -> (String, String) {
+        // Two redactors: the snapshot's GUID numbering must depend only on what the snapshot
+        // shows, not on provisioning responses that differ between backends.
         let mut redactor = Redactor::new(self.env.endpoints());
+        let mut snap_redactor = Redactor::new(self.env.endpoints());
         for (s, label) in &self.secrets {
             redactor.add_secret(s, label);
+            snap_redactor.add_secret(s, label);
         }
         let mut snapshot = String::new();
         let mut full = String::new();
@@ -933,7 +937,7 @@ impl<'a> Run<'a> {
             if rec.snapshot && !matches!(rec.status, StepStatus::Skipped(_)) {
                 let _ = writeln!(snapshot, "{header}");
                 if let Some(p) = rec.primary.and_then(|i| rec.exchanges.get(i)) {
-                    snapshot.push_str(&render_exchange(&mut redactor, p, false));
+                    snapshot.push_str(&render_exchange(&mut snap_redactor, p, false));
                 }
             }
         }

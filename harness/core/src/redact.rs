@@ -116,7 +116,9 @@ impl Redactor {
         let s = COSMOS_AUTH.replace_all(&s, "${1}[signature]");
         let s = HTTP_DATE.replace_all(&s, "[http-date]");
         let s = ISO_TIME.replace_all(&s, "[timestamp]");
-        let s = LONG_B64.replace_all(&s, "[secret]");
+        let s = LONG_B64.replace_all(&s, |c: &regex::Captures<'_>| {
+            if looks_random(&c[0]) { "[secret]".to_string() } else { c[0].to_string() }
+        });
         let guids = &mut self.guids;
         GUID.replace_all(&s, |c: &regex::Captures<'_>| {
             let key = c[0].to_ascii_lowercase();
@@ -141,8 +143,9 @@ impl Redactor {
                 };
             }
             if EPOCH_KEYS.contains(&k) {
+                let label = if k.ends_with("expires_in") { "[seconds]" } else { "[epoch]" };
                 return match v {
-                    Value::String(_) => Value::String("[epoch]".into()),
+                    Value::String(_) => Value::String(label.into()),
                     Value::Number(_) => Value::from(0),
                     other => other.clone(),
                 };
@@ -173,6 +176,16 @@ impl Redactor {
             other => other.clone(),
         }
     }
+}
+
+/// Keys and signatures are random base64: mixed case and digits, few slashes. Paths and
+/// action names (`Microsoft.Resources/subscriptions/resourceGroups/read`) are not.
+fn looks_random(s: &str) -> bool {
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    let upper = s.chars().filter(char::is_ascii_uppercase).count();
+    let lower = s.chars().filter(char::is_ascii_lowercase).count();
+    let slashes = s.matches('/').count();
+    digits >= 2 && upper >= 2 && lower >= 2 && slashes * 16 <= s.len()
 }
 
 /// `[jwt aud=...]`: the audience is the one claim that is both stable and meaningful.
@@ -223,6 +236,7 @@ mod tests {
     #[case::sas("https://a.blob.core.windows.net/c?sv=2017-11-09&sig=abc%2Bdef%3D&sp=r", "https://a.blob.core.windows.net/c?sv=2017-11-09&sig=[signature]&sp=r")]
     #[case::shared_key("SharedKey myacct:Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==", "SharedKey myacct:[signature]")]
     #[case::iso_time("created 2026-11-23T05:31:45.1234567Z", "created [timestamp]")]
+    #[case::action_names_stay("action 'Microsoft.Resources/subscriptions/resourceGroups/read'", "action 'Microsoft.Resources/subscriptions/resourceGroups/read'")]
     #[case::http_date("Mon, 23 Nov 2026 05:31:45 GMT", "[http-date]")]
     #[case::account_key("key Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6MDEyMzQ1Njc4OQ==", "key [secret]")]
     fn redacts_text(#[case] input: &str, #[case] want: &str) {
@@ -248,7 +262,7 @@ mod tests {
             "adminPassword": "myPassword12"
         });
         let out = r.json(&v);
-        assert_eq!(out["expires_in"], "[epoch]");
+        assert_eq!(out["expires_in"], "[seconds]");
         assert_eq!(out["expires_on"], 0);
         assert_eq!(out["access_token"], "[jwt aud=https://vault.azure.net]");
         assert_eq!(out["keys"][0]["value"], "[secret]");
