@@ -157,6 +157,12 @@ impl Environment for FakeEnvironment {
         send_with(&self.client, &url, &request).await
     }
 
+    fn aliases(&self) -> Vec<(String, String)> {
+        let mut all = self.endpoints.aliases.clone();
+        all.extend(self.cloud.service_urls());
+        all
+    }
+
     fn host_environment(&self, host_resource_id: &str) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         if let Some((endpoint, header)) = self.cloud.app_service_identity(host_resource_id) {

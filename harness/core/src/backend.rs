@@ -186,6 +186,13 @@ pub trait Environment: Send + Sync {
     /// Send a request, from the harness or from inside a host.
     async fn send(&self, route: Route<'_>, request: HttpRequest) -> Result<HttpResponse, BackendError>;
 
+    /// Base URLs to name in transcripts, asked for when the transcript is rendered (data-plane
+    /// endpoints appear during a run): `(name, base url)` becomes `{name}`. The same service
+    /// must get the same name on every backend (e.g. `blob:myaccount`).
+    fn aliases(&self) -> Vec<(String, String)> {
+        self.endpoints().aliases.clone()
+    }
+
     /// Process environment variables the host's code sees (App Service: `IDENTITY_ENDPOINT`,
     /// `IDENTITY_HEADER`).
     fn host_environment(&self, host_resource_id: &str) -> BTreeMap<String, String> {

@@ -910,8 +910,9 @@ impl<'a> Run<'a> {
     fn render(&self) -> (String, String) {
         // Two redactors: the snapshot's GUID numbering must depend only on what the snapshot
         // shows, not on provisioning responses that differ between backends.
-        let mut redactor = Redactor::new(self.env.endpoints());
-        let mut snap_redactor = Redactor::new(self.env.endpoints());
+        let aliases = self.env.aliases();
+        let mut redactor = Redactor::with_aliases(self.env.endpoints(), &aliases);
+        let mut snap_redactor = Redactor::with_aliases(self.env.endpoints(), &aliases);
         for (s, label) in &self.secrets {
             redactor.add_secret(s, label);
             snap_redactor.add_secret(s, label);

@@ -71,11 +71,16 @@ pub struct Redactor {
 
 impl Redactor {
     pub fn new(endpoints: &Endpoints) -> Self {
+        Self::with_aliases(endpoints, &endpoints.aliases)
+    }
+
+    /// Like [`Redactor::new`], with the environment's current aliases.
+    pub fn with_aliases(endpoints: &Endpoints, aliases: &[(String, String)]) -> Self {
         let mut r = Self::default();
         r.add_fixed(&endpoints.arm, "{arm}");
         r.add_fixed(&endpoints.login, "{login}");
-        for (name, url) in &endpoints.aliases {
-            r.add_fixed(url, &format!("{{{name}}}"));
+        for (name, url) in aliases {
+            r.add_fixed(url.trim_end_matches('/'), &format!("{{{name}}}"));
         }
         r.add_fixed(&endpoints.subscription_id, "[subscription-id]");
         r.add_fixed(&endpoints.tenant_id, "[tenant-id]");

@@ -222,6 +222,12 @@ impl FakeCloud {
     }
 
     /// Human-readable endpoint list.
+    /// Data-plane base URLs by logical name (e.g. `blob:myaccount`), for transcripts: the
+    /// same service must get the same name on the live backend. Data planes register here.
+    pub fn service_urls(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     pub fn describe(&self) -> String {
         let mut out = format!(
             "fake Azure cloud\n  tenant:        {}\n  subscription:  {}\n  location:      {}\n  token service: {}/{}/oauth2/token (v2: /oauth2/v2.0/token)\n  ARM:           {}\n  deployer:      client_id={} object_id={}\n",
