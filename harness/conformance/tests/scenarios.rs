@@ -67,9 +67,9 @@ fn main() {
                 }
                 match backend {
                     BackendKind::Fake => {
-                        let (rt, root, scenario) = (rt.clone(), root.clone(), scenario.clone());
+                        let (rt, root, s) = (rt.clone(), root.clone(), scenario.clone());
                         trials.push(
-                            TestTrial::test(name, move || run_trial(&rt, &root, &scenario, trial))
+                            TestTrial::test(name, move || run_trial(&rt, &root, &s, trial))
                                 .with_kind(scenario.area().to_string()),
                         );
                     }

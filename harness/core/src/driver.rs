@@ -239,6 +239,8 @@ struct Run<'a> {
     /// ARM id of each provisioned VM / scale set / site by step id.
     hosts: BTreeMap<String, String>,
     grants_done: bool,
+    /// Run-specific base URLs to name in transcripts (e.g. `IDENTITY_ENDPOINT`).
+    aliases: Vec<(String, String)>,
 }
 
 /// A step-level error before or instead of an expectation mismatch.
@@ -279,6 +281,7 @@ impl<'a> Run<'a> {
             secrets,
             hosts: BTreeMap::new(),
             grants_done: false,
+            aliases: Vec::new(),
         }
     }
 
@@ -747,6 +750,10 @@ impl<'a> Run<'a> {
                 .cloned()
                 .ok_or_else(|| StepError(format!("host {host} has no IDENTITY_ENDPOINT (is it an App Service with an identity?)")))?,
         };
+        if source == TokenSource::AppService {
+            // A loopback URL with a random port on App Service too: name it in transcripts.
+            self.aliases.push(("IDENTITY_ENDPOINT".into(), base.clone()));
+        }
         let mut query = Vec::new();
         if let Some(api) = api.filter(|_| !omit.iter().any(|o| o == "api-version")) {
             query.push(format!("api-version={api}"));
@@ -910,7 +917,8 @@ impl<'a> Run<'a> {
     fn render(&self) -> (String, String) {
         // Two redactors: the snapshot's GUID numbering must depend only on what the snapshot
         // shows, not on provisioning responses that differ between backends.
-        let aliases = self.env.aliases();
+        let mut aliases = self.env.aliases();
+        aliases.extend(self.aliases.iter().cloned());
         let mut redactor = Redactor::with_aliases(self.env.endpoints(), &aliases);
         let mut snap_redactor = Redactor::with_aliases(self.env.endpoints(), &aliases);
         for (s, label) in &self.secrets {
