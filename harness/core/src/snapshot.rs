@@ -2,6 +2,7 @@
 //! format so that `cargo insta review` works on them. The conformance tests assert them with
 //! insta; the `mic` CLI reads and compares the same files.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::driver::{RunOutcome, Trial};
@@ -36,7 +37,10 @@ pub fn write(path: &Path, expression: &str, body: &str) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let text = format!("---\nsource: harness/conformance/tests/scenarios.rs\nexpression: {expression}\n---\n{}\n", body.trim_end());
+    let text = format!(
+        "---\nsource: harness/conformance/tests/scenarios.rs\nexpression: {expression}\n---\n{}\n",
+        body.trim_end()
+    );
     std::fs::write(path, text)
 }
 
@@ -47,7 +51,10 @@ pub enum Comparison {
     /// No snapshot stored yet.
     Missing(PathBuf),
     /// Differs: a unified-ish line diff.
-    Differs { path: PathBuf, diff: String },
+    Differs {
+        path: PathBuf,
+        diff: String,
+    },
 }
 
 /// Compare a run's redacted snapshot text with the stored file.
@@ -61,33 +68,40 @@ pub fn compare(root: &Path, outcome: &RunOutcome) -> Option<Comparison> {
     if expected == actual.trim_end() {
         Some(Comparison::Matches)
     } else {
-        Some(Comparison::Differs { diff: line_diff(&expected, actual.trim_end()), path })
+        Some(Comparison::Differs {
+            diff: line_diff(&expected, actual.trim_end()),
+            path,
+        })
     }
 }
 
 /// A small line diff: `-` expected, `+` actual, with a line of context.
 pub fn line_diff(expected: &str, actual: &str) -> String {
-    let e: Vec<&str> = expected.lines().collect();
-    let a: Vec<&str> = actual.lines().collect();
+    let old: Vec<&str> = expected.lines().collect();
+    let new: Vec<&str> = actual.lines().collect();
     // Longest common subsequence table (snapshots are small).
-    let (n, m) = (e.len(), a.len());
+    let (n, m) = (old.len(), new.len());
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if e[i] == a[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if old[i] == new[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let mut out = String::new();
     let (mut i, mut j) = (0, 0);
     while i < n || j < m {
-        if i < n && j < m && e[i] == a[j] {
+        if i < n && j < m && old[i] == new[j] {
             i += 1;
             j += 1;
         } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push_str(&format!("+{}\n", a[j]));
+            let _ = writeln!(out, "+{}", new[j]);
             j += 1;
         } else {
-            out.push_str(&format!("-{}\n", e[i]));
+            let _ = writeln!(out, "-{}", old[i]);
             i += 1;
         }
     }
