@@ -195,7 +195,16 @@ async fn identity_selection_rules() {
             .verify_token(r.body["access_token"].as_str().unwrap(), &[ARM])
             .unwrap();
         assert_eq!(c.oid, id1.object_id);
-        assert_eq!(c.xms_mirid, id1.resource_id);
+        // ARM ids compare case-insensitively; the token spells the segment as the MSI
+        // provider prints the identity's id (`resourcegroups`).
+        assert!(
+            c.xms_mirid
+                .as_deref()
+                .unwrap()
+                .eq_ignore_ascii_case(id1.resource_id.as_deref().unwrap()),
+            "{:?}",
+            c.xms_mirid
+        );
     }
 
     // Two user identities, no system: ambiguous.
