@@ -72,14 +72,16 @@ pub fn console(report: &RunReport) -> String {
     let _ = writeln!(out, "{}", "-".repeat(width + 55));
     for r in &report.results {
         let o = &r.outcome;
+        let waited: Duration = o.steps.iter().filter_map(|s| s.propagation_wait).sum();
         let _ = writeln!(
             out,
-            "{:<width$}  {:<13}  {:>5}  {:<19}  {:>8}",
+            "{:<width$}  {:<13}  {:>5}  {:<19}  {:>8}{}",
             o.scenario_id,
             trial_name(o.trial),
             steps_cell(r),
             result_word(r),
-            ms(o.duration)
+            ms(o.duration),
+            if waited.is_zero() { String::new() } else { format!("  (waited {} for the grant to propagate)", ms(waited)) }
         );
     }
     for r in &report.results {
