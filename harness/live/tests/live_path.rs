@@ -126,6 +126,8 @@ async fn a_windows_host_gets_a_powershell_run_command_and_the_windows_size() {
     let vm_put = outcome.steps[1].exchanges.iter().find(|e| e.request.method == "PUT").unwrap();
     // The driver's transcript keeps its own request; the size rewrite happens on the wire.
     assert!(String::from_utf8_lossy(vm_put.request.body.as_deref().unwrap()).contains("Standard_B1s"));
+    assert_eq!(w.arm.st().vm_sizes, vec!["Standard_B2s".to_string()]);
+    assert_eq!(w.arm.st().command_ids, vec!["RunPowerShellScript".to_string()]);
 }
 
 #[tokio::test]

@@ -88,6 +88,9 @@ pub struct State {
     /// Requests whose Authorization did not verify.
     pub unauthorized: usize,
     pub run_commands: usize,
+    /// `commandId` of each Run Command and `vmSize` of each VM PUT, as received.
+    pub command_ids: Vec<String>,
+    pub vm_sizes: Vec<String>,
 }
 
 /// A stateful ARM + token service + Run Command that "executes" scripts against a fake IMDS.
@@ -207,6 +210,7 @@ impl MiniArm {
             let line = body.pointer("/script/0").and_then(Value::as_str).unwrap_or_default();
             let vm_id = path.trim_end_matches("/runCommand").to_string();
             self.st().run_commands += 1;
+            self.st().command_ids.push(body["commandId"].as_str().unwrap_or_default().to_string());
             let Some((nonce, inner)) = runcommand::parse_request_marker(line) else {
                 return Self::error(400, "InvalidParameter", "no mic-request marker");
             };
@@ -261,6 +265,7 @@ impl MiniArm {
         body["id"] = json!(path);
         body["name"] = json!(name);
         if lower.contains("/microsoft.compute/virtualmachines/") {
+            self.st().vm_sizes.push(body.pointer("/properties/hardwareProfile/vmSize").and_then(Value::as_str).unwrap_or_default().to_string());
             let nic = body.pointer("/properties/networkProfile/networkInterfaces/0/id").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
             if !self.st().resources.contains_key(&nic) {
                 return Self::error(400, "InvalidResourceReference", "Resource .../networkInterfaces/... referenced by resource ... was not found.");
