@@ -18,7 +18,9 @@ use mic_core::backend::{HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use crate::credential::{AuthError, TokenCache};
-use crate::transport::{RetryClass, Transport, TransportError, describe_response, redact_url, retry_after};
+use crate::transport::{
+    RetryClass, Transport, TransportError, describe_response, redact_url, retry_after,
+};
 
 /// Why an ARM request or operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +30,20 @@ pub enum ArmError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error("long-running operation {url} ended {status}: {detail}")]
-    OperationFailed { url: String, status: String, detail: String },
+    OperationFailed {
+        url: String,
+        status: String,
+        detail: String,
+    },
     #[error("long-running operation {url} did not finish within {limit:?}")]
     Timeout { url: String, limit: Duration },
     #[error("{method} {url} answered {status}: {detail}")]
-    Status { method: String, url: String, status: u16, detail: String },
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        detail: String,
+    },
 }
 
 /// How operations are polled.
@@ -48,7 +59,11 @@ pub struct LroOptions {
 
 impl Default for LroOptions {
     fn default() -> Self {
-        Self { max_poll_interval: Duration::from_secs(30), default_poll_interval: Duration::from_secs(5), deadline: Duration::from_secs(1800) }
+        Self {
+            max_poll_interval: Duration::from_secs(30),
+            default_poll_interval: Duration::from_secs(5),
+            deadline: Duration::from_secs(1800),
+        }
     }
 }
 
@@ -64,13 +79,29 @@ pub struct ArmClient {
 }
 
 impl ArmClient {
-    pub fn new(transport: Transport, tokens: Arc<TokenCache>, arm: &str, audience: &str, lro: LroOptions) -> Self {
-        Self { transport, tokens, arm: arm.trim_end_matches('/').to_string(), audience: audience.to_string(), lro }
+    pub fn new(
+        transport: Transport,
+        tokens: Arc<TokenCache>,
+        arm: &str,
+        audience: &str,
+        lro: LroOptions,
+    ) -> Self {
+        Self {
+            transport,
+            tokens,
+            arm: arm.trim_end_matches('/').to_string(),
+            audience: audience.to_string(),
+            lro,
+        }
     }
 
     /// `path` (`/subscriptions/...`) or an absolute URL, plus `api-version`.
     pub fn url(&self, path: &str, api_version: &str) -> String {
-        let base = if path.starts_with("http://") || path.starts_with("https://") { path.to_string() } else { format!("{}{path}", self.arm) };
+        let base = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.arm)
+        };
         if api_version.is_empty() {
             return base;
         }
@@ -78,9 +109,15 @@ impl ArmClient {
         format!("{base}{sep}api-version={api_version}")
     }
 
-    async fn authorized(&self, method: &str, url: String, body: Option<&Value>) -> Result<HttpRequest, ArmError> {
+    async fn authorized(
+        &self,
+        method: &str,
+        url: String,
+        body: Option<&Value>,
+    ) -> Result<HttpRequest, ArmError> {
         let token = self.tokens.token(&self.audience).await?;
-        let mut req = HttpRequest::new(method, url).header("Authorization", format!("Bearer {}", token.token.expose()));
+        let mut req = HttpRequest::new(method, url)
+            .header("Authorization", format!("Bearer {}", token.token.expose()));
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -91,20 +128,42 @@ impl ArmClient {
     ///
     /// # Errors
     /// Sign-in and transport failures (including exhausted retries).
-    pub async fn request(&self, method: &str, path: &str, api_version: &str, body: Option<&Value>) -> Result<HttpResponse, ArmError> {
-        let req = self.authorized(method, self.url(path, api_version), body).await?;
-        Ok(self.transport.send(&req, RetryClass::for_arm_method(method)).await?)
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        api_version: &str,
+        body: Option<&Value>,
+    ) -> Result<HttpResponse, ArmError> {
+        let req = self
+            .authorized(method, self.url(path, api_version), body)
+            .await?;
+        Ok(self
+            .transport
+            .send(&req, RetryClass::for_arm_method(method))
+            .await?)
     }
 
     /// A request whose answer must be a success, followed to the end of its operation.
     ///
     /// # Errors
     /// [`ArmError::Status`] for a non-2xx answer, and the failures of [`ArmClient::follow`].
-    pub async fn request_lro(&self, method: &str, path: &str, api_version: &str, body: Option<&Value>) -> Result<HttpResponse, ArmError> {
+    pub async fn request_lro(
+        &self,
+        method: &str,
+        path: &str,
+        api_version: &str,
+        body: Option<&Value>,
+    ) -> Result<HttpResponse, ArmError> {
         let url = self.url(path, api_version);
         let resp = self.request(method, path, api_version, body).await?;
         if !resp.is_success() {
-            return Err(ArmError::Status { method: method.into(), url: redact_url(&url), status: resp.status, detail: describe_response(&resp) });
+            return Err(ArmError::Status {
+                method: method.into(),
+                url: redact_url(&url),
+                status: resp.status,
+                detail: describe_response(&resp),
+            });
         }
         self.follow(method, &url, resp).await
     }
@@ -113,9 +172,17 @@ impl ArmClient {
     ///
     /// # Errors
     /// The operation failed or was canceled, polling failed, or the deadline passed.
-    pub async fn follow(&self, method: &str, url: &str, initial: HttpResponse) -> Result<HttpResponse, ArmError> {
+    pub async fn follow(
+        &self,
+        method: &str,
+        url: &str,
+        initial: HttpResponse,
+    ) -> Result<HttpResponse, ArmError> {
         let async_op = initial.header("Azure-AsyncOperation").map(str::to_string);
-        let location = initial.header("Location").filter(|_| initial.status == 202).map(str::to_string);
+        let location = initial
+            .header("Location")
+            .filter(|_| initial.status == 202)
+            .map(str::to_string);
         if async_op.is_none() && location.is_none() {
             return Ok(initial);
         }
@@ -125,18 +192,28 @@ impl ArmClient {
             let status_doc = loop {
                 self.sleep_or_timeout(started, &op, wait).await?;
                 let poll = self.get(&op).await?;
-                if poll.status == 202 || (poll.is_success() && op_status(&poll).is_none_or(|s| !is_terminal(&s))) {
+                if poll.status == 202
+                    || (poll.is_success() && op_status(&poll).is_none_or(|s| !is_terminal(&s)))
+                {
                     wait = self.poll_wait(&poll);
                     continue;
                 }
                 if !poll.is_success() {
-                    return Err(ArmError::OperationFailed { url: redact_url(&op), status: poll.status.to_string(), detail: describe_response(&poll) });
+                    return Err(ArmError::OperationFailed {
+                        url: redact_url(&op),
+                        status: poll.status.to_string(),
+                        detail: describe_response(&poll),
+                    });
                 }
                 break poll;
             };
             let status = op_status(&status_doc).unwrap_or_default();
             if !status.eq_ignore_ascii_case("Succeeded") {
-                return Err(ArmError::OperationFailed { url: redact_url(&op), status, detail: operation_error(&status_doc) });
+                return Err(ArmError::OperationFailed {
+                    url: redact_url(&op),
+                    status,
+                    detail: operation_error(&status_doc),
+                });
             }
             if let Some(loc) = location {
                 let result = self.get(&loc).await?;
@@ -144,7 +221,10 @@ impl ArmClient {
                     return Ok(result);
                 }
             }
-            if status_doc.json().is_some_and(|b| b.pointer("/properties/output").is_some()) {
+            if status_doc
+                .json()
+                .is_some_and(|b| b.pointer("/properties/output").is_some())
+            {
                 return Ok(status_doc);
             }
             return match method.to_ascii_uppercase().as_str() {
@@ -160,7 +240,11 @@ impl ArmClient {
                 202 => wait = self.poll_wait(&poll),
                 s if (200..300).contains(&s) => return Ok(poll),
                 s => {
-                    return Err(ArmError::OperationFailed { url: redact_url(&loc), status: s.to_string(), detail: describe_response(&poll) });
+                    return Err(ArmError::OperationFailed {
+                        url: redact_url(&loc),
+                        status: s.to_string(),
+                        detail: describe_response(&poll),
+                    });
                 }
             }
         }
@@ -172,12 +256,22 @@ impl ArmClient {
     }
 
     fn poll_wait(&self, resp: &HttpResponse) -> Duration {
-        retry_after(resp).unwrap_or(self.lro.default_poll_interval).min(self.lro.max_poll_interval)
+        retry_after(resp)
+            .unwrap_or(self.lro.default_poll_interval)
+            .min(self.lro.max_poll_interval)
     }
 
-    async fn sleep_or_timeout(&self, started: Instant, url: &str, wait: Duration) -> Result<(), ArmError> {
+    async fn sleep_or_timeout(
+        &self,
+        started: Instant,
+        url: &str,
+        wait: Duration,
+    ) -> Result<(), ArmError> {
         if started.elapsed() + wait > self.lro.deadline {
-            return Err(ArmError::Timeout { url: redact_url(url), limit: self.lro.deadline });
+            return Err(ArmError::Timeout {
+                url: redact_url(url),
+                limit: self.lro.deadline,
+            });
         }
         tokio::time::sleep(wait).await;
         Ok(())
@@ -185,11 +279,16 @@ impl ArmClient {
 }
 
 fn op_status(resp: &HttpResponse) -> Option<String> {
-    resp.json()?.get("status").and_then(Value::as_str).map(str::to_string)
+    resp.json()?
+        .get("status")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 fn is_terminal(status: &str) -> bool {
-    ["Succeeded", "Failed", "Canceled", "Cancelled"].iter().any(|t| t.eq_ignore_ascii_case(status))
+    ["Succeeded", "Failed", "Canceled", "Cancelled"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(status))
 }
 
 fn operation_error(resp: &HttpResponse) -> String {
@@ -215,12 +314,17 @@ pub fn resource_type(id: &str) -> Option<(String, String)> {
         if rest.len() >= 3 && rest.len() % 2 == 1 {
             let namespace = rest[0];
             let types: Vec<&str> = rest[1..].iter().step_by(2).copied().collect();
-            return Some((format!("{namespace}/{}", types.join("/")), (*rest.last()?).to_string()));
+            return Some((
+                format!("{namespace}/{}", types.join("/")),
+                (*rest.last()?).to_string(),
+            ));
         }
         return None;
     }
     match lower.as_slice() {
-        [s, _, rg, _] if s == "subscriptions" && rg == "resourcegroups" => Some(("resourceGroups".into(), parts[3].to_string())),
+        [s, _, rg, _] if s == "subscriptions" && rg == "resourcegroups" => {
+            Some(("resourceGroups".into(), parts[3].to_string()))
+        }
         _ => None,
     }
 }
@@ -229,7 +333,10 @@ pub fn resource_type(id: &str) -> Option<(String, String)> {
 pub fn resource_group_of(id: &str) -> Option<String> {
     let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
     match parts.as_slice() {
-        [s, sub, rg, name, ..] if s.eq_ignore_ascii_case("subscriptions") && rg.eq_ignore_ascii_case("resourcegroups") => {
+        [s, sub, rg, name, ..]
+            if s.eq_ignore_ascii_case("subscriptions")
+                && rg.eq_ignore_ascii_case("resourcegroups") =>
+        {
             Some(format!("/subscriptions/{sub}/resourcegroups/{name}").to_ascii_lowercase())
         }
         _ => None,
@@ -242,7 +349,9 @@ pub fn delete_api_version(resource_type: &str) -> Option<&'static str> {
     Some(match t.as_str() {
         "resourcegroups" => "2021-04-01",
         "microsoft.authorization/roleassignments" => "2022-04-01",
-        "microsoft.compute/virtualmachines" | "microsoft.compute/virtualmachinescalesets" => "2023-03-01",
+        "microsoft.compute/virtualmachines" | "microsoft.compute/virtualmachinescalesets" => {
+            "2023-03-01"
+        }
         "microsoft.managedidentity/userassignedidentities" => "2023-01-31",
         "microsoft.storage/storageaccounts" => "2023-05-01",
         "microsoft.web/sites" | "microsoft.web/serverfarms" => "2022-03-01",

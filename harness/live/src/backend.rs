@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mic_core::backend::{
-    Backend, BackendError, Deployer, DeployerAuth, Endpoints, Environment, HttpRequest, HttpResponse, Route, Secret,
+    Backend, BackendError, Deployer, DeployerAuth, Endpoints, Environment, HttpRequest,
+    HttpResponse, Route, Secret,
 };
 use mic_core::model::{BackendKind, Os, Scenario};
 use serde_json::{Value, json};
@@ -33,7 +34,9 @@ use crate::credential::TokenCache;
 use crate::ledger::{self, Ledger};
 use crate::progress::Progress;
 use crate::runcommand::{self, InHostOutcome};
-use crate::sweep::{self, DELETE_AFTER_TAG, ENV_TAG, RUN_TAG, SCENARIO_TAG, SweepOptions, SweepReport};
+use crate::sweep::{
+    self, DELETE_AFTER_TAG, ENV_TAG, RUN_TAG, SCENARIO_TAG, SweepOptions, SweepReport,
+};
 use crate::transport::{LogSink, RetryClass, RetryPolicy, Transport, TransportError, redact_url};
 
 /// Run Command api-version (VMs and scale-set instances).
@@ -75,19 +78,37 @@ impl Default for LiveOptions {
 }
 
 /// The deployer's ARM client for a configuration.
-pub(crate) fn arm_client(config: &LiveConfig, log: Option<LogSink>) -> Result<ArmClient, StartError> {
+pub(crate) fn arm_client(
+    config: &LiveConfig,
+    log: Option<LogSink>,
+) -> Result<ArmClient, StartError> {
     arm_client_with(config, log, &LiveOptions::default())
 }
 
-fn arm_client_with(config: &LiveConfig, log: Option<LogSink>, options: &LiveOptions) -> Result<ArmClient, StartError> {
+fn arm_client_with(
+    config: &LiveConfig,
+    log: Option<LogSink>,
+    options: &LiveOptions,
+) -> Result<ArmClient, StartError> {
     let transport = Transport::new(options.retry.clone(), log)?;
-    let tokens = Arc::new(TokenCache::new(config.credential.clone(), &config.cloud.login, &config.tenant_id, transport.clone()));
+    let tokens = Arc::new(TokenCache::new(
+        config.credential.clone(),
+        &config.cloud.login,
+        &config.tenant_id,
+        transport.clone(),
+    ));
     let lro = LroOptions {
         max_poll_interval: config.max_poll_interval,
         default_poll_interval: options.default_poll_interval.min(config.max_poll_interval),
         deadline: options.operation_deadline,
     };
-    Ok(ArmClient::new(transport, tokens, &config.cloud.arm, &config.cloud.arm_audience, lro))
+    Ok(ArmClient::new(
+        transport,
+        tokens,
+        &config.cloud.arm,
+        &config.cloud.arm_audience,
+        lro,
+    ))
 }
 
 struct Shared {
@@ -110,7 +131,9 @@ pub struct LiveBackend {
 
 impl std::fmt::Debug for LiveBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveBackend").field("run_id", &self.shared.config.run_id).finish_non_exhaustive()
+        f.debug_struct("LiveBackend")
+            .field("run_id", &self.shared.config.run_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,9 +143,19 @@ impl LiveBackend {
     pub fn new(config: LiveConfig, options: LiveOptions) -> Result<Self, StartError> {
         let log = Some(options.progress.sink());
         let arm = arm_client_with(&config, log.clone(), &options)?;
-        let local = Transport::new_no_proxy(RetryPolicy { max_attempts: 3, ..options.retry.clone() }, log)?;
-        let ledger = Ledger::open(&config.ledger_dir, &config.run_id, config.ttl)
-            .map_err(|e| StartError::Ledger { path: config.ledger_dir.display().to_string(), message: e.to_string() })?;
+        let local = Transport::new_no_proxy(
+            RetryPolicy {
+                max_attempts: 3,
+                ..options.retry.clone()
+            },
+            log,
+        )?;
+        let ledger = Ledger::open(&config.ledger_dir, &config.run_id, config.ttl).map_err(|e| {
+            StartError::Ledger {
+                path: config.ledger_dir.display().to_string(),
+                message: e.to_string(),
+            }
+        })?;
         let delete_after = ledger::delete_after(OffsetDateTime::now_utc(), config.ttl);
         Ok(Self {
             shared: Arc::new(Shared {
@@ -168,19 +201,38 @@ impl LiveBackend {
         let entries = match s.ledger.read() {
             Ok(f) => f.entries,
             Err(e) => {
-                report.failed.push((s.ledger.path().display().to_string(), e.to_string()));
+                report
+                    .failed
+                    .push((s.ledger.path().display().to_string(), e.to_string()));
                 return report;
             }
         };
-        let options = SweepOptions { wait: false, ..SweepOptions::default() };
-        sweep::delete_entries(&s.arm, &entries, "run interrupted", &options, &mut BTreeSet::new(), &mut report).await;
-        let failed: Vec<String> = report.failed.iter().map(|(id, _)| id.to_ascii_lowercase()).collect();
+        let options = SweepOptions {
+            wait: false,
+            ..SweepOptions::default()
+        };
+        sweep::delete_entries(
+            &s.arm,
+            &entries,
+            "run interrupted",
+            &options,
+            &mut BTreeSet::new(),
+            &mut report,
+        )
+        .await;
+        let failed: Vec<String> = report
+            .failed
+            .iter()
+            .map(|(id, _)| id.to_ascii_lowercase())
+            .collect();
         let released: Vec<String> = entries
             .iter()
             .map(|e| e.id.clone())
             .filter(|id| {
                 let lower = id.to_ascii_lowercase();
-                !failed.iter().any(|f| *f == lower || crate::arm::resource_group_of(&lower).is_some_and(|rg| rg == *f))
+                !failed.iter().any(|f| {
+                    *f == lower || crate::arm::resource_group_of(&lower).is_some_and(|rg| rg == *f)
+                })
             })
             .collect();
         let _ = s.ledger.release_ids(&released);
@@ -199,15 +251,25 @@ impl LiveBackend {
         let s = &self.shared;
         s.local_vm
             .get_or_init(|| async {
-                let url = format!("{}/metadata/instance/compute?api-version=2021-02-01", s.config.imds_url);
+                let url = format!(
+                    "{}/metadata/instance/compute?api-version=2021-02-01",
+                    s.config.imds_url
+                );
                 let req = HttpRequest::new("GET", url).header("Metadata", "true");
-                let probe = tokio::time::timeout(Duration::from_secs(2), s.local.send_once(&req)).await;
+                let probe =
+                    tokio::time::timeout(Duration::from_secs(2), s.local.send_once(&req)).await;
                 let id = match probe {
-                    Ok(Ok(r)) if r.is_success() => r.json().and_then(|b| b.get("resourceId").and_then(Value::as_str).map(str::to_string)),
+                    Ok(Ok(r)) if r.is_success() => r.json().and_then(|b| {
+                        b.get("resourceId")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    }),
                     _ => None,
                 };
                 if let Some(id) = &id {
-                    s.progress.log(&format!("running on Azure VM {id}: in-host steps on it run locally"));
+                    s.progress.log(&format!(
+                        "running on Azure VM {id}: in-host steps on it run locally"
+                    ));
                 }
                 id
             })
@@ -229,17 +291,28 @@ impl Backend for LiveBackend {
             .tokens
             .token(&s.config.cloud.arm_audience)
             .await
-            .map_err(|e| BackendError::Unavailable { backend: "live".into(), reason: e.to_string() })?;
+            .map_err(|e| BackendError::Unavailable {
+                backend: "live".into(),
+                reason: e.to_string(),
+            })?;
         let claims = token.claims().unwrap_or(Value::Null);
         let claim = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
-        let object_id = s.config.deployer_object_id.clone().or_else(|| claim("oid")).ok_or_else(|| BackendError::Unavailable {
-            backend: "live".into(),
-            reason: "the deployer's token has no `oid` claim: set MIC_LIVE_DEPLOYER_OBJECT_ID".into(),
-        })?;
+        let object_id = s
+            .config
+            .deployer_object_id
+            .clone()
+            .or_else(|| claim("oid"))
+            .ok_or_else(|| BackendError::Unavailable {
+                backend: "live".into(),
+                reason: "the deployer's token has no `oid` claim: set MIC_LIVE_DEPLOYER_OBJECT_ID"
+                    .into(),
+            })?;
         let client_id = match &s.config.credential {
             crate::credential::CredentialSource::ClientSecret { client_id, .. }
             | crate::credential::CredentialSource::FederatedTokenFile { client_id, .. }
-            | crate::credential::CredentialSource::GitHubOidc { client_id, .. } => client_id.clone(),
+            | crate::credential::CredentialSource::GitHubOidc { client_id, .. } => {
+                client_id.clone()
+            }
             _ => claim("appid").or_else(|| claim("azp")).unwrap_or_default(),
         };
         let env_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
@@ -258,7 +331,11 @@ impl Backend for LiveBackend {
                 run_id: env_id.clone(),
                 aliases: Vec::new(),
             },
-            deployer: Deployer { object_id, client_id, auth: DeployerAuth::AccessToken(token.token.clone()) },
+            deployer: Deployer {
+                object_id,
+                client_id,
+                auth: DeployerAuth::AccessToken(token.token.clone()),
+            },
             handed_out: token.token,
             env_id,
             key,
@@ -284,12 +361,18 @@ pub struct LiveEnvironment {
 
 impl std::fmt::Debug for LiveEnvironment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveEnvironment").field("scenario", &self.scenario_id).field("env", &self.env_id).finish_non_exhaustive()
+        f.debug_struct("LiveEnvironment")
+            .field("scenario", &self.scenario_id)
+            .field("env", &self.env_id)
+            .finish_non_exhaustive()
     }
 }
 
 fn transport_error(url: &str, e: impl std::fmt::Display) -> BackendError {
-    BackendError::Transport { url: redact_url(url), message: e.to_string() }
+    BackendError::Transport {
+        url: redact_url(url),
+        message: e.to_string(),
+    }
 }
 
 impl LiveEnvironment {
@@ -312,12 +395,22 @@ impl LiveEnvironment {
         let arm_path = self.arm_path(&req.url).map(str::to_string);
         if let Some(path) = &arm_path {
             let stale = format!("Bearer {}", self.handed_out.expose());
-            if req.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("authorization") && *v == stale) {
-                let fresh = s.arm.tokens.token(&s.config.cloud.arm_audience).await.map_err(|e| transport_error(&req.url, e))?;
+            if req
+                .headers
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case("authorization") && *v == stale)
+            {
+                let fresh = s
+                    .arm
+                    .tokens
+                    .token(&s.config.cloud.arm_audience)
+                    .await
+                    .map_err(|e| transport_error(&req.url, e))?;
                 req.set_header("Authorization", format!("Bearer {}", fresh.token.expose()));
             }
             if !req.method.eq_ignore_ascii_case("GET") {
-                s.progress.activity(&self.key, &format!("{} {}", req.method, short_id(path)));
+                s.progress
+                    .activity(&self.key, &format!("{} {}", req.method, short_id(path)));
             }
             if req.method.eq_ignore_ascii_case("PUT") {
                 self.prepare_compute(path, &mut req).await?;
@@ -328,27 +421,47 @@ impl LiveEnvironment {
         } else {
             RetryClass::ConnectOnly
         };
-        s.arm.transport.send(&req, class).await.map_err(|e| transport_error(&req.url, e))
+        s.arm
+            .transport
+            .send(&req, class)
+            .await
+            .map_err(|e| transport_error(&req.url, e))
     }
 
     /// Before a VM or scale-set PUT: the configured size, and the network the body refers to.
     async fn prepare_compute(&self, path: &str, req: &mut HttpRequest) -> Result<(), BackendError> {
-        let Some((ty, _)) = resource_type(path) else { return Ok(()) };
+        let Some((ty, _)) = resource_type(path) else {
+            return Ok(());
+        };
         let is_vm = ty.eq_ignore_ascii_case("Microsoft.Compute/virtualMachines");
         if !is_vm && !ty.eq_ignore_ascii_case("Microsoft.Compute/virtualMachineScaleSets") {
             return Ok(());
         }
-        let Some(mut body) = req.body.as_deref().and_then(|b| serde_json::from_slice::<Value>(b).ok()) else { return Ok(()) };
+        let Some(mut body) = req
+            .body
+            .as_deref()
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        else {
+            return Ok(());
+        };
         let config = &self.shared().config;
         let size = match self.os {
             Os::Linux => &config.linux_vm_size,
             Os::Windows => &config.windows_vm_size,
         };
-        let slot = if is_vm { body.pointer_mut("/properties/hardwareProfile/vmSize") } else { body.pointer_mut("/sku/name") };
+        let slot = if is_vm {
+            body.pointer_mut("/properties/hardwareProfile/vmSize")
+        } else {
+            body.pointer_mut("/sku/name")
+        };
         if let Some(v) = slot {
             *v = json!(size);
         }
-        let location = body.get("location").and_then(Value::as_str).unwrap_or(&config.location).to_string();
+        let location = body
+            .get("location")
+            .and_then(Value::as_str)
+            .unwrap_or(&config.location)
+            .to_string();
         if is_vm {
             let nics: Vec<String> = body
                 .pointer("/properties/networkProfile/networkInterfaces")
@@ -358,10 +471,14 @@ impl LiveEnvironment {
                 .filter_map(|n| n.get("id").and_then(Value::as_str).map(str::to_string))
                 .collect();
             for nic in nics {
-                let Some((rg, _)) = nic.split_once("/providers/") else { continue };
+                let Some((rg, _)) = nic.split_once("/providers/") else {
+                    continue;
+                };
                 let nic_name = nic.rsplit('/').next().unwrap_or_default();
                 let vnet_name = format!("{}-vnet", nic_name.trim_end_matches("-nic"));
-                let subnet = self.ensure_vnet(rg, &vnet_name, "default", &location).await?;
+                let subnet = self
+                    .ensure_vnet(rg, &vnet_name, "default", &location)
+                    .await?;
                 let nic_body = json!({"location": location, "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet}, "privateIPAllocationMethod": "Dynamic"}}]}});
                 self.create(&nic, NETWORK_API, &nic_body).await?;
             }
@@ -376,8 +493,12 @@ impl LiveEnvironment {
                 .collect();
             for subnet in subnets {
                 // {rg}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{name}
-                let Some((vnet_id, name)) = subnet.rsplit_once("/subnets/") else { continue };
-                let Some((rg, _)) = vnet_id.split_once("/providers/") else { continue };
+                let Some((vnet_id, name)) = subnet.rsplit_once("/subnets/") else {
+                    continue;
+                };
+                let Some((rg, _)) = vnet_id.split_once("/providers/") else {
+                    continue;
+                };
                 let vnet = vnet_id.rsplit('/').next().unwrap_or_default();
                 self.ensure_vnet(rg, vnet, name, &location).await?;
             }
@@ -388,7 +509,13 @@ impl LiveEnvironment {
 
     /// Create `{rg}/providers/Microsoft.Network/virtualNetworks/{name}` with one subnet;
     /// returns the subnet id.
-    async fn ensure_vnet(&self, rg: &str, name: &str, subnet: &str, location: &str) -> Result<String, BackendError> {
+    async fn ensure_vnet(
+        &self,
+        rg: &str,
+        name: &str,
+        subnet: &str,
+        location: &str,
+    ) -> Result<String, BackendError> {
         let id = format!("{rg}/providers/Microsoft.Network/virtualNetworks/{name}");
         let body = json!({"location": location, "properties": {
             "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
@@ -400,81 +527,150 @@ impl LiveEnvironment {
 
     async fn create(&self, id: &str, api: &str, body: &Value) -> Result<(), BackendError> {
         self.before_create(id)?;
-        self.shared().progress.activity(&self.key, &format!("PUT {}", short_id(id)));
-        self.shared().arm.request_lro("PUT", id, api, Some(body)).await.map_err(|e| transport_error(id, e))?;
+        self.shared()
+            .progress
+            .activity(&self.key, &format!("PUT {}", short_id(id)));
+        self.shared()
+            .arm
+            .request_lro("PUT", id, api, Some(body))
+            .await
+            .map_err(|e| transport_error(id, e))?;
         Ok(())
     }
 
-    async fn send_in_host(&self, host: &str, req: HttpRequest) -> Result<HttpResponse, BackendError> {
+    async fn send_in_host(
+        &self,
+        host: &str,
+        req: HttpRequest,
+    ) -> Result<HttpResponse, BackendError> {
         let s = self.shared();
         let local = match s.config.in_host {
             InHostMode::Local => true,
             InHostMode::RunCommand => false,
-            InHostMode::Auto => self.backend.local_vm().await.is_some_and(|id| id.eq_ignore_ascii_case(host)),
+            InHostMode::Auto => self
+                .backend
+                .local_vm()
+                .await
+                .is_some_and(|id| id.eq_ignore_ascii_case(host)),
         };
         if local {
             let mut req = req;
             if let Some(rest) = req.url.strip_prefix(IMDS_BASE) {
                 req.url = format!("{}{rest}", s.config.imds_url);
             }
-            return s.local.send(&req, RetryClass::ConnectOnly).await.map_err(|e| transport_error(&req.url, e));
+            return s
+                .local
+                .send(&req, RetryClass::ConnectOnly)
+                .await
+                .map_err(|e| transport_error(&req.url, e));
         }
         self.run_command(host, &req).await
     }
 
-    async fn run_command(&self, host: &str, req: &HttpRequest) -> Result<HttpResponse, BackendError> {
+    async fn run_command(
+        &self,
+        host: &str,
+        req: &HttpRequest,
+    ) -> Result<HttpResponse, BackendError> {
         let s = self.shared();
-        let (ty, name) = resource_type(host).ok_or_else(|| BackendError::UnknownHost(host.to_string()))?;
+        let (ty, name) =
+            resource_type(host).ok_or_else(|| BackendError::UnknownHost(host.to_string()))?;
         let target = match ty.to_ascii_lowercase().as_str() {
             "microsoft.compute/virtualmachines" => host.to_string(),
             "microsoft.compute/virtualmachinescalesets" => self.first_instance(host).await?,
             _ => {
                 return Err(BackendError::Unavailable {
                     backend: "live".into(),
-                    reason: format!("in-host requests on {ty} are not supported by the live backend (only VMs and scale sets, through Run Command)"),
+                    reason: format!(
+                        "in-host requests on {ty} are not supported by the live backend (only VMs and scale sets, through Run Command)"
+                    ),
                 });
             }
         };
         let _one_at_a_time = self.run_command.lock().await;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let script = runcommand::script(self.os, req, &nonce);
-        s.progress.activity(&self.key, &format!("Run Command on {name}: {} {}", req.method, redact_url(&req.url)));
+        s.progress.activity(
+            &self.key,
+            &format!(
+                "Run Command on {name}: {} {}",
+                req.method,
+                redact_url(&req.url)
+            ),
+        );
         let path = format!("{target}/runCommand");
         let url = s.arm.url(&path, RUN_COMMAND_API);
         let mut attempt = 0;
         let accepted = loop {
             attempt += 1;
-            let resp = s.arm.request("POST", &path, RUN_COMMAND_API, Some(&script.body())).await.map_err(|e| transport_error(&url, e))?;
+            let resp = s
+                .arm
+                .request("POST", &path, RUN_COMMAND_API, Some(&script.body()))
+                .await
+                .map_err(|e| transport_error(&url, e))?;
             // 409: another Run Command (an earlier one of ours, or the portal's) is running.
             if resp.status == 409 && attempt < s.arm.transport.policy().max_attempts {
                 tokio::time::sleep(s.arm.transport.policy().backoff(attempt)).await;
                 continue;
             }
             if !resp.is_success() {
-                return Err(transport_error(&url, format!("Run Command on {name} was refused: {}", crate::transport::describe_response(&resp))));
+                return Err(transport_error(
+                    &url,
+                    format!(
+                        "Run Command on {name} was refused: {}",
+                        crate::transport::describe_response(&resp)
+                    ),
+                ));
             }
             break resp;
         };
-        let result = s.arm.follow("POST", &url, accepted).await.map_err(|e| transport_error(&url, e))?;
+        let result = s
+            .arm
+            .follow("POST", &url, accepted)
+            .await
+            .map_err(|e| transport_error(&url, e))?;
         let body = result.json().unwrap_or(Value::Null);
-        let parsed = runcommand::split_output(&body).and_then(|o| runcommand::parse_output(&o, &nonce));
+        let parsed =
+            runcommand::split_output(&body).and_then(|o| runcommand::parse_output(&o, &nonce));
         match parsed {
             Ok(InHostOutcome::Response(r)) => Ok(r),
             Ok(InHostOutcome::NoAnswer { exit, message }) => Err(BackendError::Transport {
                 url: redact_url(&req.url),
-                message: format!("{} (inside VM {name}: client exit {exit}: {message})", InHostOutcome::explain(exit)),
+                message: format!(
+                    "{} (inside VM {name}: client exit {exit}: {message})",
+                    InHostOutcome::explain(exit)
+                ),
             }),
-            Err(e) => Err(transport_error(&req.url, format!("Run Command on {name}: {e}"))),
+            Err(e) => Err(transport_error(
+                &req.url,
+                format!("Run Command on {name}: {e}"),
+            )),
         }
     }
 
     async fn first_instance(&self, vmss: &str) -> Result<String, BackendError> {
         let s = self.shared();
         let path = format!("{vmss}/virtualMachines");
-        let resp = s.arm.request("GET", &path, COMPUTE_API, None).await.map_err(|e| transport_error(&path, e))?;
+        let resp = s
+            .arm
+            .request("GET", &path, COMPUTE_API, None)
+            .await
+            .map_err(|e| transport_error(&path, e))?;
         resp.json()
-            .and_then(|b| b.pointer("/value/0/instanceId").and_then(Value::as_str).map(|i| format!("{vmss}/virtualMachines/{i}")))
-            .ok_or_else(|| transport_error(&path, format!("scale set has no instance to run the step on ({})", resp.status)))
+            .and_then(|b| {
+                b.pointer("/value/0/instanceId")
+                    .and_then(Value::as_str)
+                    .map(|i| format!("{vmss}/virtualMachines/{i}"))
+            })
+            .ok_or_else(|| {
+                transport_error(
+                    &path,
+                    format!(
+                        "scale set has no instance to run the step on ({})",
+                        resp.status
+                    ),
+                )
+            })
     }
 }
 
@@ -482,7 +678,14 @@ impl LiveEnvironment {
 fn short_id(path: &str) -> String {
     match resource_type(path) {
         Some((ty, name)) => format!("{}/{name}", ty.rsplit('/').next().unwrap_or(&ty)),
-        None => path.rsplit('/').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("/"),
+        None => path
+            .rsplit('/')
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("/"),
     }
 }
 
@@ -496,7 +699,11 @@ impl Environment for LiveEnvironment {
         &self.deployer
     }
 
-    async fn send(&self, route: Route<'_>, request: HttpRequest) -> Result<HttpResponse, BackendError> {
+    async fn send(
+        &self,
+        route: Route<'_>,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, BackendError> {
         match route {
             Route::Direct => self.send_direct(request).await,
             Route::InHost(host) => self.send_in_host(host, request).await,
@@ -517,12 +724,15 @@ impl Environment for LiveEnvironment {
     }
 
     fn before_create(&self, resource_id: &str) -> Result<(), BackendError> {
-        self.shared().ledger.record(&self.env_id, &self.scenario_id, resource_id).map_err(|e| {
-            BackendError::Start(format!(
-                "could not write the ledger {} ({e}); not creating {resource_id}",
-                self.shared().ledger.path().display()
-            ))
-        })
+        self.shared()
+            .ledger
+            .record(&self.env_id, &self.scenario_id, resource_id)
+            .map_err(|e| {
+                BackendError::Start(format!(
+                    "could not write the ledger {} ({e}); not creating {resource_id}",
+                    self.shared().ledger.path().display()
+                ))
+            })
     }
 
     fn max_poll_interval(&self) -> Duration {
@@ -532,17 +742,40 @@ impl Environment for LiveEnvironment {
     async fn teardown(&self) -> Result<(), BackendError> {
         let s = self.shared();
         s.progress.activity(&self.key, "teardown");
-        let entries = s.ledger.entries_of(&self.env_id).map_err(|e| BackendError::Teardown(format!("reading the ledger: {e}")))?;
+        let entries = s
+            .ledger
+            .entries_of(&self.env_id)
+            .map_err(|e| BackendError::Teardown(format!("reading the ledger: {e}")))?;
         let mut report = SweepReport::default();
-        let options = SweepOptions { wait: true, ..SweepOptions::default() };
-        sweep::delete_entries(&s.arm, &entries, "teardown", &options, &mut BTreeSet::new(), &mut report).await;
+        let options = SweepOptions {
+            wait: true,
+            ..SweepOptions::default()
+        };
+        sweep::delete_entries(
+            &s.arm,
+            &entries,
+            "teardown",
+            &options,
+            &mut BTreeSet::new(),
+            &mut report,
+        )
+        .await;
         if report.failed.is_empty() {
-            s.ledger.release(&self.env_id).map_err(|e| BackendError::Teardown(format!("releasing the ledger: {e}")))?;
+            s.ledger
+                .release(&self.env_id)
+                .map_err(|e| BackendError::Teardown(format!("releasing the ledger: {e}")))?;
             s.progress.scenario_finished(&self.key, "torn down");
             Ok(())
         } else {
-            let list: Vec<String> = report.failed.iter().map(|(id, why)| format!("{id}: {why}")).collect();
-            s.progress.scenario_finished(&self.key, "teardown FAILED (kept in the ledger for `mic sweep`)");
+            let list: Vec<String> = report
+                .failed
+                .iter()
+                .map(|(id, why)| format!("{id}: {why}"))
+                .collect();
+            s.progress.scenario_finished(
+                &self.key,
+                "teardown FAILED (kept in the ledger for `mic sweep`)",
+            );
             Err(BackendError::Teardown(list.join("; ")))
         }
     }

@@ -225,20 +225,28 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn opt(&self, name: &str) -> Option<String> {
-        (self.get)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        (self.get)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     fn req(&mut self, name: &str) -> Option<String> {
         let v = self.opt(name);
         if v.is_none() {
-            let help = VARIABLES.iter().find(|v| v.name == name).map_or("", |v| v.help);
+            let help = VARIABLES
+                .iter()
+                .find(|v| v.name == name)
+                .map_or("", |v| v.help);
             self.problem(name, format!("not set ({help})"));
         }
         v
     }
 
     fn problem(&mut self, variable: &str, message: impl Into<String>) {
-        self.problems.push(ConfigProblem { variable: variable.to_string(), message: message.into() });
+        self.problems.push(ConfigProblem {
+            variable: variable.to_string(),
+            message: message.into(),
+        });
     }
 
     fn url(&mut self, name: &str, default: String) -> String {
@@ -247,9 +255,16 @@ impl Reader<'_> {
             Some(v) => {
                 let v = v.trim_end_matches('/').to_string();
                 match url::Url::parse(&v) {
-                    Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => v,
+                    Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => {
+                        v
+                    }
                     Ok(_) => {
-                        self.problem(name, format!("`{v}` must be an https URL (http is accepted for loopback only)"));
+                        self.problem(
+                            name,
+                            format!(
+                                "`{v}` must be an https URL (http is accepted for loopback only)"
+                            ),
+                        );
                         default
                     }
                     Err(e) => {
@@ -286,7 +301,9 @@ impl LiveConfig {
     /// # Errors
     /// Every missing or invalid setting, each naming its variable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let az = std::env::var_os("MIC_LIVE_AZ").map(PathBuf::from).or_else(|| find_on_path("az"));
+        let az = std::env::var_os("MIC_LIVE_AZ")
+            .map(PathBuf::from)
+            .or_else(|| find_on_path("az"));
         Self::from_lookup(&|name| std::env::var(name).ok(), az.as_deref())
     }
 
@@ -294,7 +311,10 @@ impl LiveConfig {
     ///
     /// # Errors
     /// As [`LiveConfig::from_env`].
-    pub fn from_map(vars: &BTreeMap<String, String>, az_program: Option<&Path>) -> Result<Self, ConfigError> {
+    pub fn from_map(
+        vars: &BTreeMap<String, String>,
+        az_program: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
         Self::from_lookup(&|name| vars.get(name).cloned(), az_program)
     }
 
@@ -303,12 +323,23 @@ impl LiveConfig {
     ///
     /// # Errors
     /// As [`LiveConfig::from_env`].
-    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>, az_program: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut r = Reader { get, problems: Vec::new() };
+    pub fn from_lookup(
+        get: &dyn Fn(&str) -> Option<String>,
+        az_program: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            get,
+            problems: Vec::new(),
+        };
         let tenant_id = r.req(TENANT_ID);
         if let Some(t) = &tenant_id {
             if t.contains(char::is_whitespace) || t.contains('/') {
-                r.problem(TENANT_ID, format!("`{t}` is not a tenant id (a GUID or a domain like contoso.onmicrosoft.com)"));
+                r.problem(
+                    TENANT_ID,
+                    format!(
+                        "`{t}` is not a tenant id (a GUID or a domain like contoso.onmicrosoft.com)"
+                    ),
+                );
             }
         }
         let subscription_id = r.req(SUBSCRIPTION_ID);
@@ -319,13 +350,22 @@ impl LiveConfig {
         }
         let location = r.req(LOCATION);
         if let Some(l) = &location {
-            if !l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+            if !l
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            {
                 r.problem(LOCATION, format!("`{l}` is not a region name (lowercase, no spaces, e.g. eastus or westeurope)"));
             }
         }
         let cloud_name = r.opt(CLOUD).unwrap_or_else(|| "AzureCloud".into());
         let mut cloud = CloudEndpoints::preset(&cloud_name).unwrap_or_else(|| {
-            r.problem(CLOUD, format!("`{cloud_name}` is not a known cloud (one of {})", CloudEndpoints::PRESETS.join(", ")));
+            r.problem(
+                CLOUD,
+                format!(
+                    "`{cloud_name}` is not a known cloud (one of {})",
+                    CloudEndpoints::PRESETS.join(", ")
+                ),
+            );
             CloudEndpoints::preset("AzureCloud").expect("the public cloud preset exists")
         });
         let arm = r.url(ARM_ENDPOINT, cloud.arm.clone());
@@ -355,23 +395,47 @@ impl LiveConfig {
         let deployer_object_id = r.opt(DEPLOYER_OBJECT_ID);
         if let Some(o) = &deployer_object_id {
             if !is_guid(o) {
-                r.problem(DEPLOYER_OBJECT_ID, format!("`{o}` is not an object id (GUID)"));
+                r.problem(
+                    DEPLOYER_OBJECT_ID,
+                    format!("`{o}` is not an object id (GUID)"),
+                );
             }
         }
-        let run_id = r.opt(RUN_ID).unwrap_or_else(|| default_run_id(&|n| (r.get)(n)));
-        if !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || run_id.len() > 40 {
-            r.problem(RUN_ID, format!("`{run_id}` must be at most 40 letters, digits or dashes"));
+        let run_id = r
+            .opt(RUN_ID)
+            .unwrap_or_else(|| default_run_id(&|n| (r.get)(n)));
+        if !run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || run_id.len() > 40
+        {
+            r.problem(
+                RUN_ID,
+                format!("`{run_id}` must be at most 40 letters, digits or dashes"),
+            );
         }
         let ttl = Duration::from_secs(r.number(TTL_HOURS, 6) * 3600);
-        let ledger_dir = r.opt(LEDGER_DIR).map_or_else(|| PathBuf::from(".mic/ledger"), PathBuf::from);
+        let ledger_dir = r
+            .opt(LEDGER_DIR)
+            .map_or_else(|| PathBuf::from(".mic/ledger"), PathBuf::from);
         let linux_vm_size = r.opt(VM_SIZE).unwrap_or_else(|| "Standard_B1s".into());
-        let windows_vm_size = r.opt(WINDOWS_VM_SIZE).unwrap_or_else(|| "Standard_B2s".into());
-        let in_host = match r.opt(IN_HOST).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let windows_vm_size = r
+            .opt(WINDOWS_VM_SIZE)
+            .unwrap_or_else(|| "Standard_B2s".into());
+        let in_host = match r
+            .opt(IN_HOST)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("auto") => InHostMode::Auto,
             Some("local") => InHostMode::Local,
             Some("run-command" | "runcommand") => InHostMode::RunCommand,
             Some(other) => {
-                r.problem(IN_HOST, format!("`{other}` is not one of auto, local, run-command"));
+                r.problem(
+                    IN_HOST,
+                    format!("`{other}` is not one of auto, local, run-command"),
+                );
                 InHostMode::Auto
             }
         };
@@ -380,24 +444,30 @@ impl LiveConfig {
         let imds_url = r.url(IMDS_URL, "http://169.254.169.254".into());
 
         match (tenant_id, subscription_id, location, credential) {
-            (Some(tenant_id), Some(subscription_id), Some(location), Some(credential)) if r.problems.is_empty() => Ok(Self {
-                tenant_id,
-                subscription_id,
-                location,
-                cloud,
-                credential,
-                deployer_object_id,
-                run_id,
-                ttl,
-                ledger_dir,
-                linux_vm_size,
-                windows_vm_size,
-                in_host,
-                propagation_budget,
-                max_poll_interval,
-                imds_url,
+            (Some(tenant_id), Some(subscription_id), Some(location), Some(credential))
+                if r.problems.is_empty() =>
+            {
+                Ok(Self {
+                    tenant_id,
+                    subscription_id,
+                    location,
+                    cloud,
+                    credential,
+                    deployer_object_id,
+                    run_id,
+                    ttl,
+                    ledger_dir,
+                    linux_vm_size,
+                    windows_vm_size,
+                    in_host,
+                    propagation_budget,
+                    max_poll_interval,
+                    imds_url,
+                })
+            }
+            _ => Err(ConfigError {
+                problems: r.problems,
             }),
-            _ => Err(ConfigError { problems: r.problems }),
         }
     }
 
@@ -428,9 +498,13 @@ impl LiveConfig {
 fn default_run_id(get: &dyn Fn(&str) -> Option<String>) -> String {
     match (get("GITHUB_RUN_ID"), get("GITHUB_RUN_ATTEMPT")) {
         (Some(id), attempt) if id.chars().all(|c| c.is_ascii_digit()) => {
-            let attempt = attempt.filter(|a| a.chars().all(|c| c.is_ascii_digit())).unwrap_or_else(|| "1".into());
+            let attempt = attempt
+                .filter(|a| a.chars().all(|c| c.is_ascii_digit()))
+                .unwrap_or_else(|| "1".into());
             // Shards of one workflow run share GITHUB_RUN_ID: the job name keeps them apart.
-            let job = get("MIC_LIVE_SHARD").map(|s| format!("-s{}", s.replace('/', "of"))).unwrap_or_default();
+            let job = get("MIC_LIVE_SHARD")
+                .map(|s| format!("-s{}", s.replace('/', "of")))
+                .unwrap_or_default();
             format!("gh{id}-{attempt}{job}")
         }
         _ => format!("local-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
@@ -440,10 +514,14 @@ fn default_run_id(get: &dyn Fn(&str) -> Option<String>) -> String {
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).find_map(|dir| {
-        [program.to_string(), format!("{program}.cmd"), format!("{program}.exe")]
-            .into_iter()
-            .map(|p| dir.join(p))
-            .find(|p| p.is_file())
+        [
+            program.to_string(),
+            format!("{program}.cmd"),
+            format!("{program}.exe"),
+        ]
+        .into_iter()
+        .map(|p| dir.join(p))
+        .find(|p| p.is_file())
     })
 }
 
@@ -452,11 +530,17 @@ const CREDENTIAL_CHOICES: &str = "set AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, 
      or install the Azure CLI and run `az login`";
 
 fn read_credential(r: &mut Reader<'_>, az_program: Option<&Path>) -> Option<CredentialSource> {
-    let mode = r.opt(AUTH).map(|m| m.to_ascii_lowercase()).unwrap_or_else(|| "auto".into());
+    let mode = r
+        .opt(AUTH)
+        .map(|m| m.to_ascii_lowercase())
+        .unwrap_or_else(|| "auto".into());
     let client_id = r.opt(CLIENT_ID);
     if let Some(c) = &client_id {
         if !is_guid(c) {
-            r.problem(CLIENT_ID, format!("`{c}` is not an application (client) id (GUID)"));
+            r.problem(
+                CLIENT_ID,
+                format!("`{c}` is not an application (client) id (GUID)"),
+            );
         }
     }
     let secret = r.opt(CLIENT_SECRET);
@@ -484,7 +568,10 @@ fn read_credential(r: &mut Reader<'_>, az_program: Option<&Path>) -> Option<Cred
             } else if az_program.is_some() {
                 "azure-cli"
             } else {
-                r.problem("deployer credentials", format!("none found: {CREDENTIAL_CHOICES}"));
+                r.problem(
+                    "deployer credentials",
+                    format!("none found: {CREDENTIAL_CHOICES}"),
+                );
                 return None;
             }
         }
@@ -496,7 +583,10 @@ fn read_credential(r: &mut Reader<'_>, az_program: Option<&Path>) -> Option<Cred
     };
     let need_client = |r: &mut Reader<'_>| {
         if client_id.is_none() {
-            r.problem(CLIENT_ID, format!("not set (needed for {mode} sign-in: the deployer's application id)"));
+            r.problem(
+                CLIENT_ID,
+                format!("not set (needed for {mode} sign-in: the deployer's application id)"),
+            );
         }
         client_id.clone()
     };
@@ -504,31 +594,56 @@ fn read_credential(r: &mut Reader<'_>, az_program: Option<&Path>) -> Option<Cred
         "client-secret" => {
             let c = need_client(r);
             if secret.is_none() {
-                r.problem(CLIENT_SECRET, "not set (the deployer application's client secret)");
+                r.problem(
+                    CLIENT_SECRET,
+                    "not set (the deployer application's client secret)",
+                );
             }
-            Some(CredentialSource::ClientSecret { client_id: c?, secret: Secret::new(secret?) })
+            Some(CredentialSource::ClientSecret {
+                client_id: c?,
+                secret: Secret::new(secret?),
+            })
         }
         "federated" => {
             let c = need_client(r);
             let Some(f) = file else {
-                r.problem(FEDERATED_TOKEN_FILE, "not set (a file holding the federated OIDC token)");
+                r.problem(
+                    FEDERATED_TOKEN_FILE,
+                    "not set (a file holding the federated OIDC token)",
+                );
                 return None;
             };
             if !Path::new(&f).is_file() {
-                r.problem(FEDERATED_TOKEN_FILE, format!("`{f}` does not exist or is not a file"));
+                r.problem(
+                    FEDERATED_TOKEN_FILE,
+                    format!("`{f}` does not exist or is not a file"),
+                );
                 return None;
             }
-            Some(CredentialSource::FederatedTokenFile { client_id: c?, path: PathBuf::from(f) })
+            Some(CredentialSource::FederatedTokenFile {
+                client_id: c?,
+                path: PathBuf::from(f),
+            })
         }
         "github-oidc" => {
             let c = need_client(r);
             if gh_url.is_none() {
-                r.problem(GITHUB_TOKEN_URL, "not set (give the workflow job `permissions: id-token: write`)");
+                r.problem(
+                    GITHUB_TOKEN_URL,
+                    "not set (give the workflow job `permissions: id-token: write`)",
+                );
             }
             if gh_token.is_none() {
-                r.problem(GITHUB_TOKEN_REQUEST, "not set (give the workflow job `permissions: id-token: write`)");
+                r.problem(
+                    GITHUB_TOKEN_REQUEST,
+                    "not set (give the workflow job `permissions: id-token: write`)",
+                );
             }
-            Some(CredentialSource::GitHubOidc { client_id: c?, request_url: gh_url?, request_token: Secret::new(gh_token?) })
+            Some(CredentialSource::GitHubOidc {
+                client_id: c?,
+                request_url: gh_url?,
+                request_token: Secret::new(gh_token?),
+            })
         }
         "access-token" => {
             let Some(t) = access else {
@@ -537,7 +652,10 @@ fn read_credential(r: &mut Reader<'_>, az_program: Option<&Path>) -> Option<Cred
             };
             match crate::credential::jwt_expiry(&t) {
                 Some(exp) if exp <= time::OffsetDateTime::now_utc() => {
-                    r.problem(ACCESS_TOKEN, format!("the token expired at {exp}; get a fresh one"));
+                    r.problem(
+                        ACCESS_TOKEN,
+                        format!("the token expired at {exp}; get a fresh one"),
+                    );
                     None
                 }
                 _ if t.split('.').count() != 3 => {
@@ -549,10 +667,15 @@ fn read_credential(r: &mut Reader<'_>, az_program: Option<&Path>) -> Option<Cred
         }
         _ => {
             let Some(program) = az_program else {
-                r.problem(AZ_PATH, format!("the Azure CLI (`az`) was not found on PATH; {CREDENTIAL_CHOICES}"));
+                r.problem(
+                    AZ_PATH,
+                    format!("the Azure CLI (`az`) was not found on PATH; {CREDENTIAL_CHOICES}"),
+                );
                 return None;
             };
-            Some(CredentialSource::AzureCli { program: program.to_path_buf() })
+            Some(CredentialSource::AzureCli {
+                program: program.to_path_buf(),
+            })
         }
     }
 }

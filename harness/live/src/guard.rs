@@ -16,7 +16,10 @@ use crate::sweep::SweepReport;
 pub enum Guarded<T> {
     Finished(T),
     /// Interrupted by a signal; the cleanup's report.
-    Interrupted { signal: &'static str, cleanup: SweepReport },
+    Interrupted {
+        signal: &'static str,
+        cleanup: SweepReport,
+    },
 }
 
 /// Run `run` to completion unless interrupted; clean up on a signal or a panic.
@@ -43,7 +46,9 @@ where
         s = signal() => s,
     };
     task.abort();
-    backend.progress().log(&format!("{signal}: deleting what this run created (again to abort; then run `mic sweep`)"));
+    backend.progress().log(&format!(
+        "{signal}: deleting what this run created (again to abort; then run `mic sweep`)"
+    ));
     let cleanup = tokio::select! {
         r = backend.cleanup_run() => r,
         s = self::signal() => {

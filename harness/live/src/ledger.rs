@@ -22,8 +22,19 @@ use time::format_description::well_known::Rfc3339;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Line {
-    Run { run: String, pid: u32, host: String, started: String, delete_after: String },
-    Create { env: String, scenario: String, id: String, at: String },
+    Run {
+        run: String,
+        pid: u32,
+        host: String,
+        started: String,
+        delete_after: String,
+    },
+    Create {
+        env: String,
+        scenario: String,
+        id: String,
+        at: String,
+    },
 }
 
 /// A ledger file's content.
@@ -52,16 +63,27 @@ impl LedgerFile {
     /// The file cannot be read.
     pub fn read(path: &Path) -> io::Result<Self> {
         let text = fs::read_to_string(path)?;
-        let mut out = Self { path: path.to_path_buf(), ..Self::default() };
+        let mut out = Self {
+            path: path.to_path_buf(),
+            ..Self::default()
+        };
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             match serde_json::from_str::<Line>(line) {
-                Ok(Line::Run { run, pid, host, delete_after, .. }) => {
+                Ok(Line::Run {
+                    run,
+                    pid,
+                    host,
+                    delete_after,
+                    ..
+                }) => {
                     out.run = Some(run);
                     out.pid = Some(pid);
                     out.host = Some(host);
                     out.delete_after = OffsetDateTime::parse(&delete_after, &Rfc3339).ok();
                 }
-                Ok(Line::Create { env, scenario, id, .. }) => out.entries.push(Entry { env, scenario, id }),
+                Ok(Line::Create {
+                    env, scenario, id, ..
+                }) => out.entries.push(Entry { env, scenario, id }),
                 Err(_) => {}
             }
         }
@@ -93,10 +115,15 @@ impl LedgerFile {
     /// still be running.
     pub fn stale_reason(&self, now: OffsetDateTime) -> Option<String> {
         if let Some(at) = self.delete_after.filter(|at| *at <= now) {
-            return Some(format!("its DeleteAfter {} has passed", at.format(&Rfc3339).unwrap_or_default()));
+            return Some(format!(
+                "its DeleteAfter {} has passed",
+                at.format(&Rfc3339).unwrap_or_default()
+            ));
         }
         match (self.pid, &self.host) {
-            (Some(pid), Some(host)) if *host == hostname() => (!process_alive(pid)).then(|| format!("its process {pid} is gone")),
+            (Some(pid), Some(host)) if *host == hostname() => {
+                (!process_alive(pid)).then(|| format!("its process {pid} is gone"))
+            }
             (None, _) => Some("it has no run header".into()),
             _ => None,
         }
@@ -119,7 +146,11 @@ impl Ledger {
     pub fn open(dir: &Path, run_id: &str, ttl: Duration) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let path = dir.join(format!("{run_id}.jsonl"));
-        let ledger = Self { path, run_id: run_id.to_string(), lock: Mutex::new(()) };
+        let ledger = Self {
+            path,
+            run_id: run_id.to_string(),
+            lock: Mutex::new(()),
+        };
         if !ledger.path.exists() {
             let now = OffsetDateTime::now_utc();
             ledger.append(&Line::Run {
@@ -142,8 +173,14 @@ impl Ledger {
     }
 
     fn append(&self, line: &Line) -> io::Result<()> {
-        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
         text.push('\n');
         f.write_all(text.as_bytes())?;
@@ -159,7 +196,9 @@ impl Ledger {
             env: env.into(),
             scenario: scenario.into(),
             id: id.into(),
-            at: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+            at: OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
         })
     }
 
@@ -168,7 +207,12 @@ impl Ledger {
     /// # Errors
     /// The ledger cannot be read.
     pub fn entries_of(&self, env: &str) -> io::Result<Vec<Entry>> {
-        Ok(self.read()?.entries.into_iter().filter(|e| e.env == env).collect())
+        Ok(self
+            .read()?
+            .entries
+            .into_iter()
+            .filter(|e| e.env == env)
+            .collect())
     }
 
     /// The whole file.
@@ -176,7 +220,10 @@ impl Ledger {
     /// # Errors
     /// The ledger cannot be read.
     pub fn read(&self) -> io::Result<LedgerFile> {
-        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         LedgerFile::read(&self.path)
     }
 
@@ -197,7 +244,10 @@ impl Ledger {
     }
 
     fn rewrite(&self, keep: impl Fn(&Line) -> bool) -> io::Result<()> {
-        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let text = fs::read_to_string(&self.path)?;
         let mut out = String::new();
         for line in text.lines() {
@@ -258,7 +308,9 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     }
     // A zombie (killed, not yet reaped) is gone for our purposes.
     match fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

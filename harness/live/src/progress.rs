@@ -37,8 +37,14 @@ struct Inner {
 }
 
 enum Mode {
-    Bars { multi: MultiProgress, total: ProgressBar, bars: Mutex<HashMap<String, ProgressBar>> },
-    Lines { sink: LogSink },
+    Bars {
+        multi: MultiProgress,
+        total: ProgressBar,
+        bars: Mutex<HashMap<String, ProgressBar>>,
+    },
+    Lines {
+        sink: LogSink,
+    },
     Quiet,
 }
 
@@ -57,11 +63,17 @@ impl Progress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let total = multi.add(ProgressBar::new(total_scenarios));
         total.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} scenarios {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} scenarios {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
-        Self::with(Mode::Bars { multi, total, bars: Mutex::new(HashMap::new()) })
+        Self::with(Mode::Bars {
+            multi,
+            total,
+            bars: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Plain lines to `sink`.
@@ -75,19 +87,31 @@ impl Progress {
     }
 
     fn with(mode: Mode) -> Self {
-        Self { inner: Arc::new(Inner { mode, started: Instant::now() }) }
+        Self {
+            inner: Arc::new(Inner {
+                mode,
+                started: Instant::now(),
+            }),
+        }
     }
 
     fn line(&self, sink: &LogSink, key: &str, what: &str) {
         let t = self.inner.started.elapsed();
-        sink(&format!("[{:>4}:{:02}] {key}: {what}", t.as_secs() / 60, t.as_secs() % 60));
+        sink(&format!(
+            "[{:>4}:{:02}] {key}: {what}",
+            t.as_secs() / 60,
+            t.as_secs() % 60
+        ));
     }
 
     pub fn scenario_started(&self, key: &str) {
         match &self.inner.mode {
             Mode::Bars { multi, bars, .. } => {
                 let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(ProgressStyle::with_template("  {spinner} {prefix} {wide_msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.set_style(
+                    ProgressStyle::with_template("  {spinner} {prefix} {wide_msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
                 bar.set_prefix(key.to_string());
                 bar.set_message("starting");
                 bar.enable_steady_tick(Duration::from_millis(200));

@@ -36,7 +36,11 @@ pub fn scenario_report(outcome: &RunOutcome, vm_size: &str, os: Os) -> ScenarioR
     let mut vm_running = false;
     let mut propagation_wait = None;
     for rec in &outcome.steps {
-        let phase = PHASES.iter().find(|p| rec.kind.starts_with(*p)).copied().unwrap_or("other");
+        let phase = PHASES
+            .iter()
+            .find(|p| rec.kind.starts_with(*p))
+            .copied()
+            .unwrap_or("other");
         match phases.iter_mut().find(|(p, _)| *p == phase) {
             Some((_, d)) => *d += rec.duration,
             None => phases.push((phase, rec.duration)),
@@ -52,7 +56,10 @@ pub fn scenario_report(outcome: &RunOutcome, vm_size: &str, os: Os) -> ScenarioR
             propagation_wait = Some(propagation_wait.map_or(w, |p: Duration| p.max(w)));
         }
         for ex in &rec.exchanges {
-            let ok = ex.response.as_ref().is_some_and(mic_core::backend::HttpResponse::is_success);
+            let ok = ex
+                .response
+                .as_ref()
+                .is_some_and(mic_core::backend::HttpResponse::is_success);
             if ex.request.method == "PUT" && ok {
                 let path = ex.request.url.split('?').next().unwrap_or_default();
                 if let Some((ty, name)) = crate::arm::resource_type(path) {
@@ -65,7 +72,8 @@ pub fn scenario_report(outcome: &RunOutcome, vm_size: &str, os: Os) -> ScenarioR
         }
     }
     phases.sort_by_key(|(p, _)| PHASES.iter().position(|x| x == p).unwrap_or(PHASES.len()));
-    let vm_minutes = vm_time.as_secs_f64() / 60.0 * f64::from(vm_count.max(u32::from(vm_count > 0)));
+    let vm_minutes =
+        vm_time.as_secs_f64() / 60.0 * f64::from(vm_count.max(u32::from(vm_count > 0)));
     ScenarioReport {
         trial: outcome.trial_name(),
         created,
@@ -85,7 +93,11 @@ pub fn render(reports: &[ScenarioReport]) -> String {
     let mut out = String::from("cost and time per trial (estimates; see mic_live::cost)\n");
     let mut total = 0.0;
     for r in reports {
-        let phases: Vec<String> = r.phases.iter().map(|(p, d)| format!("{p} {}", secs(*d))).collect();
+        let phases: Vec<String> = r
+            .phases
+            .iter()
+            .map(|(p, d)| format!("{p} {}", secs(*d)))
+            .collect();
         let _ = writeln!(out, "{}  total {}  {}", r.trial, secs(r.total), r.cost);
         let _ = writeln!(out, "  phases: {}", phases.join(", "));
         if let Some(w) = r.propagation_wait {

@@ -79,7 +79,10 @@ pub fn parse_request_marker(script_line: &str) -> Option<(String, HttpRequest)> 
     let doc: Value = serde_json::from_slice(&B64.decode(doc.trim()).ok()?).ok()?;
     let mut req = HttpRequest::new(doc.get("method")?.as_str()?, doc.get("url")?.as_str()?);
     for h in doc.get("headers")?.as_array()? {
-        req.headers.push((h.get(0)?.as_str()?.to_string(), h.get(1)?.as_str()?.to_string()));
+        req.headers.push((
+            h.get(0)?.as_str()?.to_string(),
+            h.get(1)?.as_str()?.to_string(),
+        ));
     }
     req.body = match doc.get("body") {
         Some(Value::String(b)) => Some(B64.decode(b).ok()?),
@@ -91,8 +94,16 @@ pub fn parse_request_marker(script_line: &str) -> Option<(String, HttpRequest)> 
 /// The script for `os` that sends `req` from inside the VM and prints the frame.
 pub fn script(os: Os, req: &HttpRequest, nonce: &str) -> Script {
     match os {
-        Os::Linux => Script { command_id: "RunShellScript", lines: shell_script(req, nonce), nonce: nonce.to_string() },
-        Os::Windows => Script { command_id: "RunPowerShellScript", lines: powershell_script(req, nonce), nonce: nonce.to_string() },
+        Os::Linux => Script {
+            command_id: "RunShellScript",
+            lines: shell_script(req, nonce),
+            nonce: nonce.to_string(),
+        },
+        Os::Windows => Script {
+            command_id: "RunPowerShellScript",
+            lines: powershell_script(req, nonce),
+            nonce: nonce.to_string(),
+        },
     }
 }
 
@@ -107,13 +118,19 @@ fn ps_quote(s: &str) -> String {
 }
 
 fn shell_script(req: &HttpRequest, nonce: &str) -> Vec<String> {
-    let mut curl = format!("curl -sS -g --noproxy '*' --max-time 60 -X {}", sh_quote(&req.method));
+    let mut curl = format!(
+        "curl -sS -g --noproxy '*' --max-time 60 -X {}",
+        sh_quote(&req.method)
+    );
     for (n, v) in &req.headers {
         let _ = write!(curl, " -H {}", sh_quote(&format!("{n}: {v}")));
     }
     let _ = write!(curl, " -D \"$mic_h\" -o \"$mic_b\" {}", sh_quote(&req.url));
     let send = match &req.body {
-        Some(b) => format!("mic_err=$(printf '%s' {} | base64 -d | {curl} --data-binary @- 2>&1)", sh_quote(&B64.encode(b))),
+        Some(b) => format!(
+            "mic_err=$(printf '%s' {} | base64 -d | {curl} --data-binary @- 2>&1)",
+            sh_quote(&B64.encode(b))
+        ),
         None => format!("mic_err=$({curl} </dev/null 2>&1)"),
     };
     vec![
@@ -156,7 +173,10 @@ fn powershell_script(req: &HttpRequest, nonce: &str) -> Vec<String> {
         lines.push(format!("$micArgs.ContentType = {}", ps_quote(&ct)));
     }
     if let Some(b) = &req.body {
-        lines.push(format!("$micArgs.Body = [Convert]::FromBase64String({})", ps_quote(&B64.encode(b))));
+        lines.push(format!(
+            "$micArgs.Body = [Convert]::FromBase64String({})",
+            ps_quote(&B64.encode(b))
+        ));
     }
     lines.extend(
         [
@@ -231,7 +251,10 @@ pub enum RunCommandError {
 pub enum InHostOutcome {
     Response(HttpResponse),
     /// No HTTP answer: the client's exit code (curl's numbering) and message.
-    NoAnswer { exit: i32, message: String },
+    NoAnswer {
+        exit: i32,
+        message: String,
+    },
 }
 
 impl InHostOutcome {
@@ -293,7 +316,11 @@ pub fn split_output(result: &Value) -> Result<Output, RunCommandError> {
 fn tail(s: &str, n: usize) -> String {
     let s = s.trim();
     let start = s.char_indices().rev().nth(n).map_or(0, |(i, _)| i);
-    if s.is_empty() { "(empty)".into() } else { s[start..].to_string() }
+    if s.is_empty() {
+        "(empty)".into()
+    } else {
+        s[start..].to_string()
+    }
 }
 
 /// Parse the frame with `nonce` out of a Run Command's output.
@@ -303,37 +330,58 @@ fn tail(s: &str, n: usize) -> String {
 pub fn parse_output(output: &Output, nonce: &str) -> Result<InHostOutcome, RunCommandError> {
     let begin = format!("MIC-BEGIN v1 {nonce}");
     let end = format!("MIC-END v1 {nonce} ");
-    let lines: Vec<&str> = output.stdout.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let lines: Vec<&str> = output
+        .stdout
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
     let b = lines.iter().position(|l| l.trim() == begin);
     let e = lines.iter().position(|l| l.starts_with(&end));
     let (b, e) = match (b, e) {
         (Some(b), Some(e)) if b < e => (b, e),
         (None, Some(e)) => {
-            return Err(RunCommandError::Truncated { body_len: lines[e][end.len()..].trim().parse().unwrap_or(0) });
+            return Err(RunCommandError::Truncated {
+                body_len: lines[e][end.len()..].trim().parse().unwrap_or(0),
+            });
         }
-        (Some(_), _) => return Err(RunCommandError::Incomplete { code: output.code.clone(), stderr: tail(&output.stderr, 300) }),
+        (Some(_), _) => {
+            return Err(RunCommandError::Incomplete {
+                code: output.code.clone(),
+                stderr: tail(&output.stderr, 300),
+            });
+        }
         (None, None) => {
             return Err(RunCommandError::NoFrame {
-                code: if output.failed() { output.code.clone() } else { format!("{} (exit 0)", output.code) },
+                code: if output.failed() {
+                    output.code.clone()
+                } else {
+                    format!("{} (exit 0)", output.code)
+                },
                 stderr: tail(&output.stderr, 300),
             });
         }
     };
-    let body_len: usize = lines[e][end.len()..].trim().parse().map_err(|_| RunCommandError::Malformed("bad body length".into()))?;
+    let body_len: usize = lines[e][end.len()..]
+        .trim()
+        .parse()
+        .map_err(|_| RunCommandError::Malformed("bad body length".into()))?;
     let mut fields = std::collections::HashMap::new();
     for l in &lines[b + 1..e] {
         let (k, v) = l.split_once(' ').unwrap_or((l, ""));
         fields.insert(k.to_string(), v.trim().to_string());
     }
     let decode = |k: &str| -> Result<Vec<u8>, RunCommandError> {
-        B64.decode(fields.get(k).map_or("", String::as_str)).map_err(|_| RunCommandError::Malformed(format!("`{k}` is not base64")))
+        B64.decode(fields.get(k).map_or("", String::as_str))
+            .map_err(|_| RunCommandError::Malformed(format!("`{k}` is not base64")))
     };
     let exit: i32 = fields
         .get("exit")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| RunCommandError::Malformed("no `exit` line".into()))?;
     if exit != 0 {
-        let message = String::from_utf8_lossy(&decode("error")?).trim().to_string();
+        let message = String::from_utf8_lossy(&decode("error")?)
+            .trim()
+            .to_string();
         return Ok(InHostOutcome::NoAnswer { exit, message });
     }
     let body = if fields.contains_key("body-gz") {
@@ -347,11 +395,18 @@ pub fn parse_output(output: &Output, nonce: &str) -> Result<InHostOutcome, RunCo
         decode("body")?
     };
     if body.len() != body_len {
-        return Err(RunCommandError::Malformed(format!("the body has {} bytes, the frame says {body_len}", body.len())));
+        return Err(RunCommandError::Malformed(format!(
+            "the body has {} bytes, the frame says {body_len}",
+            body.len()
+        )));
     }
     let head = String::from_utf8_lossy(&decode("head")?).into_owned();
     let (status, headers) = parse_head(&head)?;
-    Ok(InHostOutcome::Response(HttpResponse { status, headers, body }))
+    Ok(InHostOutcome::Response(HttpResponse {
+        status,
+        headers,
+        body,
+    }))
 }
 
 /// The last header block of a curl `-D` dump (earlier ones are `100 Continue` or redirects).
@@ -383,7 +438,10 @@ pub fn frame(nonce: &str, resp: &HttpResponse, gzip: bool) -> String {
     let body = if gzip {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut enc, &resp.body).expect("writing to memory");
-        format!("body-gz {}", B64.encode(enc.finish().expect("writing to memory")))
+        format!(
+            "body-gz {}",
+            B64.encode(enc.finish().expect("writing to memory"))
+        )
     } else {
         format!("body {}", B64.encode(&resp.body))
     };

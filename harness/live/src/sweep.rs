@@ -62,7 +62,11 @@ impl SweepReport {
 
 impl fmt::Display for SweepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = if self.dry_run { "would delete" } else { "deleted" };
+        let verb = if self.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
         for (id, why) in &self.deleted {
             writeln!(f, "{verb} {id} ({why})")?;
         }
@@ -103,9 +107,19 @@ pub enum SweepError {
 ///
 /// # Errors
 /// The backend cannot start, the groups cannot be listed, the ledger directory is unreadable.
-pub async fn sweep(config: &crate::LiveConfig, options: &SweepOptions) -> Result<SweepReport, SweepError> {
+pub async fn sweep(
+    config: &crate::LiveConfig,
+    options: &SweepOptions,
+) -> Result<SweepReport, SweepError> {
     let client = crate::backend::arm_client(config, None)?;
-    sweep_with(&client, &config.subscription_id, &config.ledger_dir, None, options).await
+    sweep_with(
+        &client,
+        &config.subscription_id,
+        &config.ledger_dir,
+        None,
+        options,
+    )
+    .await
 }
 
 /// Sweep through `client`; `current_run` (the caller's own run) is never swept.
@@ -120,9 +134,14 @@ pub async fn sweep_with(
     options: &SweepOptions,
 ) -> Result<SweepReport, SweepError> {
     let now = options.now.unwrap_or_else(OffsetDateTime::now_utc);
-    let mut report = SweepReport { dry_run: options.dry_run, ..SweepReport::default() };
-    let ledgers = LedgerFile::read_dir(ledger_dir)
-        .map_err(|e| SweepError::Ledger { path: ledger_dir.display().to_string(), message: e.to_string() })?;
+    let mut report = SweepReport {
+        dry_run: options.dry_run,
+        ..SweepReport::default()
+    };
+    let ledgers = LedgerFile::read_dir(ledger_dir).map_err(|e| SweepError::Ledger {
+        path: ledger_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
     let mut stale: Vec<(LedgerFile, String)> = Vec::new();
     for l in ledgers {
         let run = l.run.clone().unwrap_or_default();
@@ -135,21 +154,36 @@ pub async fn sweep_with(
             None => {}
         }
     }
-    let stale_runs: BTreeMap<String, String> =
-        stale.iter().filter_map(|(l, why)| Some((l.run.clone()?, format!("run {} is over: {why}", l.run.as_deref()?)))).collect();
+    let stale_runs: BTreeMap<String, String> = stale
+        .iter()
+        .filter_map(|(l, why)| {
+            Some((
+                l.run.clone()?,
+                format!("run {} is over: {why}", l.run.as_deref()?),
+            ))
+        })
+        .collect();
 
     // 1. Tagged resource groups.
     let mut handled: BTreeSet<String> = BTreeSet::new();
-    for (id, tags) in list_tagged_groups(client, subscription).await.map_err(SweepError::List)? {
+    for (id, tags) in list_tagged_groups(client, subscription)
+        .await
+        .map_err(SweepError::List)?
+    {
         let run = tags.get(RUN_TAG).cloned().unwrap_or_default();
         if current_run.is_some_and(|c| c == run) {
             continue;
         }
-        let expiry = tags.get(DELETE_AFTER_TAG).and_then(|d| OffsetDateTime::parse(d, &Rfc3339).ok());
+        let expiry = tags
+            .get(DELETE_AFTER_TAG)
+            .and_then(|d| OffsetDateTime::parse(d, &Rfc3339).ok());
         let reason = if let Some(why) = stale_runs.get(&run) {
             Some(why.clone())
         } else if let Some(at) = expiry.filter(|at| *at <= now) {
-            Some(format!("DeleteAfter {} has passed", at.format(&Rfc3339).unwrap_or_default()))
+            Some(format!(
+                "DeleteAfter {} has passed",
+                at.format(&Rfc3339).unwrap_or_default()
+            ))
         } else if expiry.is_none() {
             Some("tagged mic-run without a valid DeleteAfter".into())
         } else if options.all_runs {
@@ -162,14 +196,24 @@ pub async fn sweep_with(
                 handled.insert(id.to_ascii_lowercase());
                 delete_one(client, &id, &why, options, &mut report).await;
             }
-            None => report.kept.push((id, format!("run {run} is active until its DeleteAfter"))),
+            None => report
+                .kept
+                .push((id, format!("run {run} is active until its DeleteAfter"))),
         }
     }
 
     // 2. Stale ledgers.
     for (ledger, why) in stale {
         let failed_before = report.failed.len();
-        delete_entries(client, &ledger.entries, &why, options, &mut handled, &mut report).await;
+        delete_entries(
+            client,
+            &ledger.entries,
+            &why,
+            options,
+            &mut handled,
+            &mut report,
+        )
+        .await;
         if report.failed.len() == failed_before && !options.dry_run {
             if std::fs::remove_file(&ledger.path).is_ok() {
                 report.ledgers_removed.push(ledger.path.clone());
@@ -194,14 +238,20 @@ pub(crate) async fn delete_entries(
         .filter(|e| resource_type(&e.id).is_some_and(|(t, _)| t == "resourceGroups"))
         .map(|e| e.id.to_ascii_lowercase())
         .collect();
-    for e in entries.iter().filter(|e| groups.contains(&e.id.to_ascii_lowercase())) {
+    for e in entries
+        .iter()
+        .filter(|e| groups.contains(&e.id.to_ascii_lowercase()))
+    {
         if handled.insert(e.id.to_ascii_lowercase()) {
             delete_one(client, &e.id, why, options, report).await;
         }
     }
     for e in entries.iter().rev() {
         let lower = e.id.to_ascii_lowercase();
-        if groups.contains(&lower) || resource_group_of(&lower).is_some_and(|rg| groups.contains(&rg) || handled.contains(&rg)) {
+        if groups.contains(&lower)
+            || resource_group_of(&lower)
+                .is_some_and(|rg| groups.contains(&rg) || handled.contains(&rg))
+        {
             continue;
         }
         if handled.insert(lower) {
@@ -210,9 +260,18 @@ pub(crate) async fn delete_entries(
     }
 }
 
-async fn delete_one(client: &ArmClient, id: &str, why: &str, options: &SweepOptions, report: &mut SweepReport) {
+async fn delete_one(
+    client: &ArmClient,
+    id: &str,
+    why: &str,
+    options: &SweepOptions,
+    report: &mut SweepReport,
+) {
     let Some(api) = resource_type(id).and_then(|(t, _)| delete_api_version(&t)) else {
-        report.kept.push((id.to_string(), "unknown resource type: delete it by hand".into()));
+        report.kept.push((
+            id.to_string(),
+            "unknown resource type: delete it by hand".into(),
+        ));
         return;
     };
     if options.dry_run {
@@ -230,14 +289,26 @@ async fn delete_one(client: &ArmClient, id: &str, why: &str, options: &SweepOpti
 ///
 /// # Errors
 /// A refused deletion, or a failed operation when waiting.
-pub async fn delete(client: &ArmClient, id: &str, api_version: &str, wait: bool) -> Result<bool, ArmError> {
+pub async fn delete(
+    client: &ArmClient,
+    id: &str,
+    api_version: &str,
+    wait: bool,
+) -> Result<bool, ArmError> {
     let resp = client.request("DELETE", id, api_version, None).await?;
     match resp.status {
         404 => Ok(false),
-        204 if resource_type(id).is_some_and(|(t, _)| t.eq_ignore_ascii_case("Microsoft.Authorization/roleAssignments")) => Ok(false),
+        204 if resource_type(id).is_some_and(|(t, _)| {
+            t.eq_ignore_ascii_case("Microsoft.Authorization/roleAssignments")
+        }) =>
+        {
+            Ok(false)
+        }
         s if (200..300).contains(&s) => {
             if wait {
-                client.follow("DELETE", &client.url(id, api_version), resp).await?;
+                client
+                    .follow("DELETE", &client.url(id, api_version), resp)
+                    .await?;
             }
             Ok(true)
         }
@@ -254,10 +325,15 @@ pub async fn delete(client: &ArmClient, id: &str, api_version: &str, wait: bool)
 ///
 /// # Errors
 /// Listing failed.
-pub async fn list_tagged_groups(client: &ArmClient, subscription: &str) -> Result<Vec<(String, BTreeMap<String, String>)>, ArmError> {
+pub async fn list_tagged_groups(
+    client: &ArmClient,
+    subscription: &str,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, ArmError> {
     let mut out = Vec::new();
     let mut next = Some(client.url(
-        &format!("/subscriptions/{subscription}/resourcegroups?%24filter=tagName%20eq%20%27{RUN_TAG}%27"),
+        &format!(
+            "/subscriptions/{subscription}/resourcegroups?%24filter=tagName%20eq%20%27{RUN_TAG}%27"
+        ),
         "2021-04-01",
     ));
     while let Some(url) = next.take() {
@@ -271,18 +347,32 @@ pub async fn list_tagged_groups(client: &ArmClient, subscription: &str) -> Resul
             });
         }
         let body = resp.json().unwrap_or(Value::Null);
-        for g in body.get("value").and_then(Value::as_array).into_iter().flatten() {
-            let Some(id) = g.get("id").and_then(Value::as_str) else { continue };
+        for g in body
+            .get("value")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = g.get("id").and_then(Value::as_str) else {
+                continue;
+            };
             let tags: BTreeMap<String, String> = g
                 .get("tags")
                 .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
                 .unwrap_or_default();
             if tags.contains_key(RUN_TAG) {
                 out.push((id.to_string(), tags));
             }
         }
-        next = body.get("nextLink").and_then(Value::as_str).map(str::to_string);
+        next = body
+            .get("nextLink")
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
     Ok(out)
 }

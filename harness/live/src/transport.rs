@@ -67,7 +67,10 @@ impl RetryPolicy {
     /// The backoff before attempt `attempt + 1` (attempt is 1-based): full jitter over an
     /// exponentially growing, capped window.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let window = self.base_delay.saturating_mul(1u32 << attempt.min(16).saturating_sub(1)).min(self.max_delay);
+        let window = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16).saturating_sub(1))
+            .min(self.max_delay);
         let millis = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         Duration::from_millis(rand::thread_rng().gen_range(millis / 2..=millis.max(1)))
     }
@@ -98,11 +101,25 @@ impl RetryClass {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     #[error("{method} {url}: {message}")]
-    Connection { method: String, url: String, message: String },
+    Connection {
+        method: String,
+        url: String,
+        message: String,
+    },
     #[error("{method} {url} failed after {attempts} attempts over {elapsed:.1?}: {last}")]
-    Exhausted { method: String, url: String, attempts: u32, elapsed: Duration, last: String },
+    Exhausted {
+        method: String,
+        url: String,
+        attempts: u32,
+        elapsed: Duration,
+        last: String,
+    },
     #[error("{method} {url}: invalid request: {message}")]
-    Invalid { method: String, url: String, message: String },
+    Invalid {
+        method: String,
+        url: String,
+        message: String,
+    },
 }
 
 /// One HTTP client and a retry policy.
@@ -115,7 +132,9 @@ pub struct Transport {
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("Transport")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
@@ -140,7 +159,11 @@ impl Transport {
         Self::build(policy, log, true)
     }
 
-    fn build(policy: RetryPolicy, log: Option<LogSink>, no_proxy: bool) -> Result<Self, TransportError> {
+    fn build(
+        policy: RetryPolicy,
+        log: Option<LogSink>,
+        no_proxy: bool,
+    ) -> Result<Self, TransportError> {
         install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(policy.request_timeout)
@@ -154,7 +177,11 @@ impl Transport {
             url: String::new(),
             message: e.to_string(),
         })?;
-        Ok(Self { client, policy, log })
+        Ok(Self {
+            client,
+            policy,
+            log,
+        })
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -183,7 +210,11 @@ impl Transport {
     ///
     /// # Errors
     /// A connection failure that may not be retried, or [`TransportError::Exhausted`].
-    pub async fn send(&self, req: &HttpRequest, class: RetryClass) -> Result<HttpResponse, TransportError> {
+    pub async fn send(
+        &self,
+        req: &HttpRequest,
+        class: RetryClass,
+    ) -> Result<HttpResponse, TransportError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
@@ -226,7 +257,14 @@ impl Transport {
     async fn attempt(&self, req: &HttpRequest) -> Result<HttpResponse, (TransportError, bool)> {
         let url = redact_url(&req.url);
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| {
-            (TransportError::Invalid { method: req.method.clone(), url: url.clone(), message: e.to_string() }, false)
+            (
+                TransportError::Invalid {
+                    method: req.method.clone(),
+                    url: url.clone(),
+                    message: e.to_string(),
+                },
+                false,
+            )
         })?;
         let mut builder = self.client.request(method, &req.url);
         for (n, v) in &req.headers {
@@ -237,7 +275,11 @@ impl Transport {
         }
         let failed = |e: &reqwest::Error| {
             (
-                TransportError::Connection { method: req.method.clone(), url: url.clone(), message: describe_reqwest(e) },
+                TransportError::Connection {
+                    method: req.method.clone(),
+                    url: url.clone(),
+                    message: describe_reqwest(e),
+                },
                 e.is_connect(),
             )
         };
@@ -246,27 +288,49 @@ impl Transport {
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = resp.bytes().await.map_err(|e| failed(&e))?.to_vec();
-        Ok(HttpResponse { status, headers, body })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
 /// The wait before retrying `resp`, or `None` when it is final.
-pub fn retry_wait(resp: &HttpResponse, class: RetryClass, policy: &RetryPolicy, attempt: u32) -> Option<Duration> {
+pub fn retry_wait(
+    resp: &HttpResponse,
+    class: RetryClass,
+    policy: &RetryPolicy,
+    attempt: u32,
+) -> Option<Duration> {
     let retryable = match (resp.status, class) {
         (429, RetryClass::Idempotent | RetryClass::NotIdempotent) => true,
         (503, RetryClass::NotIdempotent) => retry_after(resp).is_some(),
         (408 | 500 | 502 | 503 | 504, RetryClass::Idempotent) => true,
         _ => false,
     };
-    retryable.then(|| retry_after(resp).map_or_else(|| policy.backoff(attempt), |d| d.min(policy.max_retry_after)))
+    retryable.then(|| {
+        retry_after(resp).map_or_else(
+            || policy.backoff(attempt),
+            |d| d.min(policy.max_retry_after),
+        )
+    })
 }
 
 /// `Retry-After` (seconds or HTTP date) or `x-ms-retry-after-ms`.
 pub fn retry_after(resp: &HttpResponse) -> Option<Duration> {
-    if let Some(ms) = resp.header("x-ms-retry-after-ms").and_then(|v| v.trim().parse::<u64>().ok()) {
+    if let Some(ms) = resp
+        .header("x-ms-retry-after-ms")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
         return Some(Duration::from_millis(ms));
     }
     let v = resp.header("Retry-After")?.trim();
@@ -274,19 +338,29 @@ pub fn retry_after(resp: &HttpResponse) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// `503 (ServerBusy: The server is busy)` from an ARM error body, first 200 characters.
 pub fn describe_response(resp: &HttpResponse) -> String {
     let detail = resp.json().and_then(|b| {
         let e = b.get("error")?;
-        let code = e.get("code").and_then(Value::as_str).or_else(|| e.as_str())?;
+        let code = e
+            .get("code")
+            .and_then(Value::as_str)
+            .or_else(|| e.as_str())?;
         let message = e.get("message").and_then(Value::as_str).unwrap_or("");
         Some(format!("{code}: {message}"))
     });
     match detail {
-        Some(d) => format!("last answer {} ({})", resp.status, d.chars().take(200).collect::<String>()),
+        Some(d) => format!(
+            "last answer {} ({})",
+            resp.status,
+            d.chars().take(200).collect::<String>()
+        ),
         None => format!("last answer {}", resp.status),
     }
 }
@@ -308,12 +382,18 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
         detail = s.to_string();
         source = s.source();
     }
-    if detail.is_empty() { kind.to_string() } else { format!("{kind}: {detail}") }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
 }
 
 /// A URL without its query values, except `api-version` (for logs and errors).
 pub fn redact_url(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else { return url.to_string() };
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
     let kept: Vec<String> = query
         .split('&')
         .filter(|p| !p.is_empty())

@@ -20,10 +20,17 @@ use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
 }
 
-const BASE: &[(&str, &str)] = &[("AZURE_TENANT_ID", TENANT), ("AZURE_SUBSCRIPTION_ID", SUB), ("AZURE_LOCATION", "eastus")];
+const BASE: &[(&str, &str)] = &[
+    ("AZURE_TENANT_ID", TENANT),
+    ("AZURE_SUBSCRIPTION_ID", SUB),
+    ("AZURE_LOCATION", "eastus"),
+];
 
 #[rstest]
 #[case::nothing_set(&[], None, &["AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID", "AZURE_LOCATION", "deployer credentials"])]
@@ -35,7 +42,11 @@ const BASE: &[(&str, &str)] = &[("AZURE_TENANT_ID", TENANT), ("AZURE_SUBSCRIPTIO
 #[case::invalid_values(&[("AZURE_TENANT_ID", TENANT), ("AZURE_SUBSCRIPTION_ID", "not-a-guid"), ("AZURE_LOCATION", "East US"), ("MIC_LIVE_CLOUD", "Mars"), ("AZURE_CLIENT_ID", CLIENT), ("AZURE_CLIENT_SECRET", SECRET), ("MIC_LIVE_TTL_HOURS", "soon"), ("MIC_LIVE_ARM_ENDPOINT", "http://example.com")], None, &["AZURE_SUBSCRIPTION_ID", "AZURE_LOCATION", "MIC_LIVE_CLOUD", "MIC_LIVE_ARM_ENDPOINT", "MIC_LIVE_TTL_HOURS"])]
 #[case::az_mode_without_az(&[("AZURE_TENANT_ID", TENANT), ("AZURE_SUBSCRIPTION_ID", SUB), ("AZURE_LOCATION", "eastus"), ("MIC_LIVE_AUTH", "azure-cli")], None, &["MIC_LIVE_AZ"])]
 #[case::expired_access_token(&[("AZURE_TENANT_ID", TENANT), ("AZURE_SUBSCRIPTION_ID", SUB), ("AZURE_LOCATION", "eastus"), ("AZURE_ACCESS_TOKEN", "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjEwMDB9.c2ln")], None, &["AZURE_ACCESS_TOKEN"])]
-fn every_problem_is_reported_with_its_variable(#[case] vars: &[(&str, &str)], #[case] az: Option<&Path>, #[case] expected: &[&str]) {
+fn every_problem_is_reported_with_its_variable(
+    #[case] vars: &[(&str, &str)],
+    #[case] az: Option<&Path>,
+    #[case] expected: &[&str],
+) {
     let err = LiveConfig::from_map(&map(vars), az).expect_err("incomplete configuration");
     assert_eq!(err.variables(), expected, "{err}");
     let text = err.to_string();
@@ -49,11 +60,18 @@ fn every_problem_is_reported_with_its_variable(#[case] vars: &[(&str, &str)], #[
 #[case::client_secret(&[("AZURE_CLIENT_ID", CLIENT), ("AZURE_CLIENT_SECRET", SECRET)], "client secret")]
 #[case::github(&[("AZURE_CLIENT_ID", CLIENT), ("ACTIONS_ID_TOKEN_REQUEST_URL", "https://token.actions.example/x?api-version=2.0"), ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", SECRET)], "GitHub Actions OIDC")]
 #[case::azure_cli(&[], "Azure CLI")]
-fn complete_configurations_pick_their_credential(#[case] creds: &[(&str, &str)], #[case] kind: &str) {
+fn complete_configurations_pick_their_credential(
+    #[case] creds: &[(&str, &str)],
+    #[case] kind: &str,
+) {
     let mut vars = map(BASE);
     vars.extend(map(creds));
     let config = LiveConfig::from_map(&vars, Some(Path::new("/usr/bin/az"))).unwrap();
-    assert!(config.credential.describe().contains(kind), "{}", config.credential.describe());
+    assert!(
+        config.credential.describe().contains(kind),
+        "{}",
+        config.credential.describe()
+    );
     assert_eq!(config.cloud, CloudEndpoints::preset("AzureCloud").unwrap());
     for text in [format!("{config:?}"), config.summary()] {
         assert!(!text.contains(SECRET), "{text}");
@@ -63,16 +81,31 @@ fn complete_configurations_pick_their_credential(#[case] creds: &[(&str, &str)],
 #[test]
 fn sovereign_cloud_presets_and_overrides() {
     let mut vars = map(BASE);
-    vars.extend(map(&[("AZURE_CLIENT_ID", CLIENT), ("AZURE_CLIENT_SECRET", SECRET), ("MIC_LIVE_CLOUD", "azurechinacloud"), ("MIC_LIVE_STORAGE_SUFFIX", ".core.example")]));
+    vars.extend(map(&[
+        ("AZURE_CLIENT_ID", CLIENT),
+        ("AZURE_CLIENT_SECRET", SECRET),
+        ("MIC_LIVE_CLOUD", "azurechinacloud"),
+        ("MIC_LIVE_STORAGE_SUFFIX", ".core.example"),
+    ]));
     let c = LiveConfig::from_map(&vars, None).unwrap();
     assert_eq!(c.cloud.arm, "https://management.chinacloudapi.cn");
     assert_eq!(c.cloud.login, "https://login.chinacloudapi.cn");
     assert_eq!(c.cloud.storage_suffix, "core.example");
-    assert_eq!(CloudEndpoints::preset("AzureUSGovernment").unwrap().keyvault_suffix, "vault.usgovcloudapi.net");
+    assert_eq!(
+        CloudEndpoints::preset("AzureUSGovernment")
+            .unwrap()
+            .keyvault_suffix,
+        "vault.usgovcloudapi.net"
+    );
 }
 
 fn cache(server: &MockServer, source: CredentialSource) -> TokenCache {
-    TokenCache::new(source, &server.uri(), TENANT, Transport::new(RetryPolicy::fast(), None).unwrap())
+    TokenCache::new(
+        source,
+        &server.uri(),
+        TENANT,
+        Transport::new(RetryPolicy::fast(), None).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -82,14 +115,37 @@ async fn client_secret_sign_in_is_cached_and_refused_sign_in_names_the_variables
         .and(path(format!("/{TENANT}/oauth2/token")))
         .and(body_string_contains("grant_type=client_credentials"))
         .and(body_string_contains("client_secret=Sup3r"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": "tok-1", "expires_in": "3599"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "tok-1", "expires_in": "3599"})),
+        )
         .expect(1)
         .named("one sign-in for two token requests")
         .mount(&server)
         .await;
-    let c = cache(&server, CredentialSource::ClientSecret { client_id: CLIENT.into(), secret: mic_core::backend::Secret::new(SECRET) });
-    assert_eq!(c.token("https://management.azure.com/").await.unwrap().token.expose(), "tok-1");
-    assert_eq!(c.token("https://management.azure.com/").await.unwrap().token.expose(), "tok-1");
+    let c = cache(
+        &server,
+        CredentialSource::ClientSecret {
+            client_id: CLIENT.into(),
+            secret: mic_core::backend::Secret::new(SECRET),
+        },
+    );
+    assert_eq!(
+        c.token("https://management.azure.com/")
+            .await
+            .unwrap()
+            .token
+            .expose(),
+        "tok-1"
+    );
+    assert_eq!(
+        c.token("https://management.azure.com/")
+            .await
+            .unwrap()
+            .token
+            .expose(),
+        "tok-1"
+    );
     assert!(!format!("{c:?}").contains(SECRET));
 
     let bad = MockServer::start().await;
@@ -97,22 +153,42 @@ async fn client_secret_sign_in_is_cached_and_refused_sign_in_names_the_variables
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1"})))
         .mount(&bad)
         .await;
-    let c = cache(&bad, CredentialSource::ClientSecret { client_id: CLIENT.into(), secret: mic_core::backend::Secret::new(SECRET) });
+    let c = cache(
+        &bad,
+        CredentialSource::ClientSecret {
+            client_id: CLIENT.into(),
+            secret: mic_core::backend::Secret::new(SECRET),
+        },
+    );
     let err = c.token("https://management.azure.com/").await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, AuthError::Refused { status: 401, .. }));
-    assert!(text.contains("AADSTS7000215") && text.contains("AZURE_CLIENT_SECRET") && !text.contains(SECRET), "{text}");
+    assert!(
+        text.contains("AADSTS7000215")
+            && text.contains("AZURE_CLIENT_SECRET")
+            && !text.contains(SECRET),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn an_expiring_token_is_refreshed() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": "short", "expires_in": 60})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "short", "expires_in": 60})),
+        )
         .expect(2)
         .mount(&server)
         .await;
-    let c = cache(&server, CredentialSource::ClientSecret { client_id: CLIENT.into(), secret: mic_core::backend::Secret::new(SECRET) });
+    let c = cache(
+        &server,
+        CredentialSource::ClientSecret {
+            client_id: CLIENT.into(),
+            secret: mic_core::backend::Secret::new(SECRET),
+        },
+    );
     c.token("a").await.unwrap();
     c.token("a").await.unwrap();
 }
@@ -122,8 +198,14 @@ async fn federated_file_and_github_oidc_send_a_client_assertion() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/gh"))
-        .and(wiremock::matchers::query_param("audience", "api://AzureADTokenExchange"))
-        .and(wiremock::matchers::header("authorization", "Bearer gh-request-secret"))
+        .and(wiremock::matchers::query_param(
+            "audience",
+            "api://AzureADTokenExchange",
+        ))
+        .and(wiremock::matchers::header(
+            "authorization",
+            "Bearer gh-request-secret",
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": "gh-assertion"})))
         .expect(1)
         .mount(&server)
@@ -140,8 +222,17 @@ async fn federated_file_and_github_oidc_send_a_client_assertion() {
     let dir = TempDir::new();
     let file = dir.0.join("token");
     std::fs::write(&file, "file-assertion\n").unwrap();
-    let c = cache(&server, CredentialSource::FederatedTokenFile { client_id: CLIENT.into(), path: file });
-    assert_eq!(c.token("a").await.unwrap().token.expose(), "tok-file-assertion");
+    let c = cache(
+        &server,
+        CredentialSource::FederatedTokenFile {
+            client_id: CLIENT.into(),
+            path: file,
+        },
+    );
+    assert_eq!(
+        c.token("a").await.unwrap().token.expose(),
+        "tok-file-assertion"
+    );
     let c = cache(
         &server,
         CredentialSource::GitHubOidc {
@@ -150,7 +241,10 @@ async fn federated_file_and_github_oidc_send_a_client_assertion() {
             request_token: mic_core::backend::Secret::new("gh-request-secret"),
         },
     );
-    assert_eq!(c.token("a").await.unwrap().token.expose(), "tok-gh-assertion");
+    assert_eq!(
+        c.token("a").await.unwrap().token.expose(),
+        "tok-gh-assertion"
+    );
 }
 
 #[cfg(unix)]
@@ -167,12 +261,21 @@ async fn the_azure_cli_fallback_runs_az_account_get_access_token() {
     .unwrap();
     std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
     let server = MockServer::start().await;
-    let c = cache(&server, CredentialSource::AzureCli { program: az.clone() });
+    let c = cache(
+        &server,
+        CredentialSource::AzureCli {
+            program: az.clone(),
+        },
+    );
     let t = c.token("https://management.azure.com/").await.unwrap();
     assert_eq!(t.token.expose(), "cli-token");
     assert_eq!(t.expires_at.unix_timestamp(), exp);
 
-    std::fs::write(&az, "#!/bin/sh\necho 'ERROR: Please run az login to setup account.' >&2\nexit 1\n").unwrap();
+    std::fs::write(
+        &az,
+        "#!/bin/sh\necho 'ERROR: Please run az login to setup account.' >&2\nexit 1\n",
+    )
+    .unwrap();
     let c = cache(&server, CredentialSource::AzureCli { program: az });
     let err = c.token("x").await.unwrap_err().to_string();
     assert!(err.contains("Please run az login"), "{err}");
@@ -182,16 +285,30 @@ async fn the_azure_cli_fallback_runs_az_account_get_access_token() {
 fn sharding_is_a_stable_partition() {
     let ids: Vec<String> = (0..200).map(|i| format!("area/scenario-{i}")).collect();
     for n in 1..=6 {
-        let shards: Vec<Shard> = (1..=n).map(|i| format!("{i}/{n}").parse().unwrap()).collect();
+        let shards: Vec<Shard> = (1..=n)
+            .map(|i| format!("{i}/{n}").parse().unwrap())
+            .collect();
         for id in &ids {
-            assert_eq!(shards.iter().filter(|s| s.contains(id)).count(), 1, "{id} in exactly one of {n} shards");
+            assert_eq!(
+                shards.iter().filter(|s| s.contains(id)).count(),
+                1,
+                "{id} in exactly one of {n} shards"
+            );
         }
         if n > 1 {
-            assert!(shards.iter().all(|s| !s.select(ids.iter(), |x| x.as_str()).is_empty()), "no empty shard of {n}");
+            assert!(
+                shards
+                    .iter()
+                    .all(|s| !s.select(ids.iter(), |x| x.as_str()).is_empty()),
+                "no empty shard of {n}"
+            );
         }
     }
     // Stable: a fixed value, whatever the platform.
-    assert_eq!(mic_live::shard::stable_hash("arm/linux-vm-system-assigned"), mic_live::shard::stable_hash("arm/linux-vm-system-assigned"));
+    assert_eq!(
+        mic_live::shard::stable_hash("arm/linux-vm-system-assigned"),
+        mic_live::shard::stable_hash("arm/linux-vm-system-assigned")
+    );
     assert_eq!(mic_live::shard::stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
     for bad in ["0/2", "3/2", "1/0", "x", "1-2"] {
         assert!(bad.parse::<Shard>().is_err(), "{bad}");
@@ -201,28 +318,49 @@ fn sharding_is_a_stable_partition() {
 #[test]
 fn the_dry_run_plan_lists_resources_and_cost_without_secrets() {
     let mut vars = map(BASE);
-    vars.extend(map(&[("AZURE_CLIENT_ID", CLIENT), ("AZURE_CLIENT_SECRET", SECRET)]));
+    vars.extend(map(&[
+        ("AZURE_CLIENT_ID", CLIENT),
+        ("AZURE_CLIENT_SECRET", SECRET),
+    ]));
     let config = LiveConfig::from_map(&vars, None).unwrap();
     let s = common::vm_system_assigned(Os::Linux);
     let text = plan::render(&[&s], Ok(&config));
-    for want in ["resource group myResourceGroup-${run_id}", "virtual network myVM-vnet", "network interface myVM-nic", "VM myVM", "Standard_B1s", "role assignment Reader", "Run Command", "estimate: ~$"] {
+    for want in [
+        "resource group myResourceGroup-${run_id}",
+        "virtual network myVM-vnet",
+        "network interface myVM-nic",
+        "VM myVM",
+        "Standard_B1s",
+        "role assignment Reader",
+        "Run Command",
+        "estimate: ~$",
+    ] {
         assert!(text.contains(want), "{want} missing in\n{text}");
     }
     assert!(!text.contains(SECRET));
     let err = LiveConfig::from_map(&BTreeMap::new(), None).unwrap_err();
     let text = plan::render(&[&s], Err(&err));
-    assert!(text.contains("AZURE_TENANT_ID") && text.contains("VM myVM"), "{text}");
+    assert!(
+        text.contains("AZURE_TENANT_ID") && text.contains("VM myVM"),
+        "{text}"
+    );
 }
 
 #[test]
 fn progress_lines_are_plain_in_ci() {
     let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = lines.clone();
-    let p = mic_live::progress::Progress::lines(Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())));
+    let p = mic_live::progress::Progress::lines(Arc::new(move |l: &str| {
+        sink.lock().unwrap().push(l.to_string())
+    }));
     p.scenario_started("arm/x#1");
     p.activity("arm/x#1", "PUT virtualMachines/myVM");
     p.scenario_finished("arm/x#1", "passed");
     let l = lines.lock().unwrap();
     assert_eq!(l.len(), 3);
-    assert!(l[1].ends_with("arm/x#1: PUT virtualMachines/myVM"), "{}", l[1]);
+    assert!(
+        l[1].ends_with("arm/x#1: PUT virtualMachines/myVM"),
+        "{}",
+        l[1]
+    );
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use mic_core::model::{
-    Article, BackendKind, Expect, Field, FieldValue, Fields, Host, HostKind, Os, Reference, Scenario, SourceFile, Span, Spanned, Step,
-    StepKind, Template, TemplatePart,
+    Article, BackendKind, Expect, Field, FieldValue, Fields, Host, HostKind, Os, Reference,
+    Scenario, SourceFile, Span, Spanned, Step, StepKind, Template, TemplatePart,
 };
 use mic_live::runcommand;
 use serde_json::{Value, json};
@@ -25,7 +25,11 @@ pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 
 pub fn jwt(claims: &Value) -> String {
     let e = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-    format!("{}.{}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk", e(&json!({"alg": "RS256", "typ": "JWT"})), e(claims))
+    format!(
+        "{}.{}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk",
+        e(&json!({"alg": "RS256", "typ": "JWT"})),
+        e(claims)
+    )
 }
 
 pub fn now() -> i64 {
@@ -37,7 +41,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> Self {
-        let p = std::env::temp_dir().join(format!("mic-live-test-{}", uuid::Uuid::new_v4().simple()));
+        let p =
+            std::env::temp_dir().join(format!("mic-live-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&p).expect("temp dir");
         Self(p)
     }
@@ -66,7 +71,10 @@ pub fn vars(server: &str, ledger: &std::path::Path) -> BTreeMap<String, String> 
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain([("MIC_LIVE_LEDGER_DIR".to_string(), ledger.display().to_string())])
+    .chain([(
+        "MIC_LIVE_LEDGER_DIR".to_string(),
+        ledger.display().to_string(),
+    )])
     .collect()
 }
 
@@ -103,7 +111,11 @@ pub struct MiniArm {
 
 impl MiniArm {
     pub fn new(base: &str) -> Self {
-        Self { base: base.to_string(), state: Arc::new(Mutex::new(State::default())), latency: Duration::ZERO }
+        Self {
+            base: base.to_string(),
+            state: Arc::new(Mutex::new(State::default())),
+            latency: Duration::ZERO,
+        }
     }
 
     pub fn st(&self) -> std::sync::MutexGuard<'_, State> {
@@ -111,30 +123,52 @@ impl MiniArm {
     }
 
     pub fn groups(&self) -> Vec<String> {
-        self.st().resources.keys().filter(|k| k.split('/').count() == 5 && k.contains("/resourcegroups/")).cloned().collect()
+        self.st()
+            .resources
+            .keys()
+            .filter(|k| k.split('/').count() == 5 && k.contains("/resourcegroups/"))
+            .cloned()
+            .collect()
     }
 
     fn json(status: u16, body: &Value) -> ResponseTemplate {
-        ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json; charset=utf-8")
+        ResponseTemplate::new(status)
+            .set_body_raw(body.to_string(), "application/json; charset=utf-8")
     }
 
     fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
-        Self::json(status, &json!({"error": {"code": code, "message": message}}))
+        Self::json(
+            status,
+            &json!({"error": {"code": code, "message": message}}),
+        )
     }
 
     fn token_response(&self, req: &Request) -> ResponseTemplate {
-        let form: BTreeMap<String, String> = url::form_urlencoded::parse(&req.body).into_owned().collect();
+        let form: BTreeMap<String, String> = url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect();
         if form.get("client_secret").map(String::as_str) != Some(SECRET) {
-            return Self::json(401, &json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value.\r\nTrace ID: x"}));
+            return Self::json(
+                401,
+                &json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value.\r\nTrace ID: x"}),
+            );
         }
-        let t = jwt(&json!({"aud": form.get("resource"), "oid": DEPLOYER_OID, "appid": CLIENT, "tid": TENANT, "exp": now() + 3600}));
-        Self::json(200, &json!({"access_token": t, "token_type": "Bearer", "expires_in": "3599", "resource": form.get("resource")}))
+        let t = jwt(
+            &json!({"aud": form.get("resource"), "oid": DEPLOYER_OID, "appid": CLIENT, "tid": TENANT, "exp": now() + 3600}),
+        );
+        Self::json(
+            200,
+            &json!({"access_token": t, "token_type": "Bearer", "expires_in": "3599", "resource": form.get("resource")}),
+        )
     }
 
     fn principal_of(req: &Request) -> Option<String> {
         let auth = req.headers.get("authorization")?.to_str().ok()?;
         let claims = mic_live::credential::jwt_claims(auth.strip_prefix("Bearer ")?)?;
-        claims.get("oid").and_then(Value::as_str).map(str::to_string)
+        claims
+            .get("oid")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 
     fn new_op(&self, polls: u32, result: Value) -> String {
@@ -144,19 +178,46 @@ impl MiniArm {
     }
 
     /// The fake VM's IMDS: answers the token request a script carries.
-    fn imds(&self, vm_id: &str, req: &mic_core::backend::HttpRequest) -> mic_core::backend::HttpResponse {
-        let ok_header = req.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("metadata") && v == "true");
+    fn imds(
+        &self,
+        vm_id: &str,
+        req: &mic_core::backend::HttpRequest,
+    ) -> mic_core::backend::HttpResponse {
+        let ok_header = req
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("metadata") && v == "true");
         let (status, body) = if !ok_header {
-            (400, json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}))
+            (
+                400,
+                json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}),
+            )
         } else {
-            let vm = self.st().resources.get(&vm_id.to_ascii_lowercase()).cloned().unwrap_or(Value::Null);
-            let oid = vm.pointer("/identity/principalId").and_then(Value::as_str).unwrap_or("none").to_string();
-            let t = jwt(&json!({"aud": "https://management.azure.com/", "oid": oid, "xms_mirid": vm_id, "tid": TENANT, "exp": now() + 3600}));
-            (200, json!({"access_token": t, "expires_in": "86399", "expires_on": "1", "not_before": "1", "resource": "https://management.azure.com/", "token_type": "Bearer"}))
+            let vm = self
+                .st()
+                .resources
+                .get(&vm_id.to_ascii_lowercase())
+                .cloned()
+                .unwrap_or(Value::Null);
+            let oid = vm
+                .pointer("/identity/principalId")
+                .and_then(Value::as_str)
+                .unwrap_or("none")
+                .to_string();
+            let t = jwt(
+                &json!({"aud": "https://management.azure.com/", "oid": oid, "xms_mirid": vm_id, "tid": TENANT, "exp": now() + 3600}),
+            );
+            (
+                200,
+                json!({"access_token": t, "expires_in": "86399", "expires_on": "1", "not_before": "1", "resource": "https://management.azure.com/", "token_type": "Bearer"}),
+            )
         };
         mic_core::backend::HttpResponse {
             status,
-            headers: vec![("Content-Type".into(), "application/json; charset=utf-8".into())],
+            headers: vec![(
+                "Content-Type".into(),
+                "application/json; charset=utf-8".into(),
+            )],
             body: body.to_string().into_bytes(),
         }
     }
@@ -165,7 +226,11 @@ impl MiniArm {
 impl Respond for MiniArm {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let r = self.respond_inner(req);
-        if self.latency.is_zero() { r } else { r.set_delay(self.latency) }
+        if self.latency.is_zero() {
+            r
+        } else {
+            r.set_delay(self.latency)
+        }
     }
 }
 
@@ -183,52 +248,108 @@ impl MiniArm {
             return Self::error(401, "AuthenticationFailed", "no valid token");
         };
         if let Some(status) = self.st().faults.pop_front() {
-            let t = Self::error(status, if status == 429 { "TooManyRequests" } else { "InternalServerError" }, "injected");
-            return if status == 429 { t.insert_header("Retry-After", "1") } else { t };
+            let t = Self::error(
+                status,
+                if status == 429 {
+                    "TooManyRequests"
+                } else {
+                    "InternalServerError"
+                },
+                "injected",
+            );
+            return if status == 429 {
+                t.insert_header("Retry-After", "1")
+            } else {
+                t
+            };
         }
         if let Some(rest) = lower.strip_prefix("/ops/") {
-            let (id, result) = rest.split_once('/').map_or((rest, false), |(i, _)| (i, true));
+            let (id, result) = rest
+                .split_once('/')
+                .map_or((rest, false), |(i, _)| (i, true));
             let mut st = self.st();
-            let Some((polls, body)) = st.ops.get_mut(id) else { return Self::error(404, "NotFound", "no operation") };
+            let Some((polls, body)) = st.ops.get_mut(id) else {
+                return Self::error(404, "NotFound", "no operation");
+            };
             if *polls > 0 {
                 *polls -= 1;
-                return if result { ResponseTemplate::new(202).insert_header("Retry-After", "60") } else { Self::json(200, &json!({"status": "InProgress"})).insert_header("Retry-After", "60") };
+                return if result {
+                    ResponseTemplate::new(202).insert_header("Retry-After", "60")
+                } else {
+                    Self::json(200, &json!({"status": "InProgress"}))
+                        .insert_header("Retry-After", "60")
+                };
             }
             let body = body.clone();
-            return if result { Self::json(200, &body) } else { Self::json(200, &json!({"status": "Succeeded"})) };
+            return if result {
+                Self::json(200, &body)
+            } else {
+                Self::json(200, &json!({"status": "Succeeded"}))
+            };
         }
         if principal != DEPLOYER_OID {
             // A managed identity: authorized by an effective assignment at or above the path.
             let st = self.st();
-            let ok = st.assignments.iter().any(|(p, scope, at)| *p == principal && lower.starts_with(scope.as_str()) && Instant::now() >= *at);
+            let ok = st.assignments.iter().any(|(p, scope, at)| {
+                *p == principal && lower.starts_with(scope.as_str()) && Instant::now() >= *at
+            });
             if !ok || method != "GET" {
-                return Self::error(403, "AuthorizationFailed", &format!("The client '{principal}' does not have authorization to perform action 'Microsoft.Resources/subscriptions/resourceGroups/read'"));
+                return Self::error(
+                    403,
+                    "AuthorizationFailed",
+                    &format!(
+                        "The client '{principal}' does not have authorization to perform action 'Microsoft.Resources/subscriptions/resourceGroups/read'"
+                    ),
+                );
             }
         }
         if lower.ends_with("/runcommand") && method == "POST" {
             let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-            let line = body.pointer("/script/0").and_then(Value::as_str).unwrap_or_default();
+            let line = body
+                .pointer("/script/0")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let vm_id = path.trim_end_matches("/runCommand").to_string();
             self.st().run_commands += 1;
-            self.st().command_ids.push(body["commandId"].as_str().unwrap_or_default().to_string());
+            self.st()
+                .command_ids
+                .push(body["commandId"].as_str().unwrap_or_default().to_string());
             let Some((nonce, inner)) = runcommand::parse_request_marker(line) else {
                 return Self::error(400, "InvalidParameter", "no mic-request marker");
             };
             let resp = self.imds(&vm_id, &inner);
             let stdout = runcommand::frame(&nonce, &resp, true);
-            let os = if body["commandId"] == "RunPowerShellScript" { Os::Windows } else { Os::Linux };
+            let os = if body["commandId"] == "RunPowerShellScript" {
+                Os::Windows
+            } else {
+                Os::Linux
+            };
             let op = self.new_op(1, runcommand::azure_output(os, &stdout, "", true));
             return ResponseTemplate::new(202)
-                .insert_header("Azure-AsyncOperation", format!("{}/ops/{op}", self.base).as_str())
-                .insert_header("Location", format!("{}/ops/{op}/result", self.base).as_str())
+                .insert_header(
+                    "Azure-AsyncOperation",
+                    format!("{}/ops/{op}", self.base).as_str(),
+                )
+                .insert_header(
+                    "Location",
+                    format!("{}/ops/{op}/result", self.base).as_str(),
+                )
                 .insert_header("Retry-After", "1");
         }
         if lower.ends_with("/providers/microsoft.authorization/roledefinitions") {
-            return Self::json(200, &json!({"value": [{"id": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}"), "properties": {"roleName": "Reader"}}]}));
+            return Self::json(
+                200,
+                &json!({"value": [{"id": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}"), "properties": {"roleName": "Reader"}}]}),
+            );
         }
         if lower == format!("/subscriptions/{SUB}/resourcegroups") && method == "GET" {
             let st = self.st();
-            let value: Vec<Value> = st.resources.iter().filter(|(k, _)| k.split('/').count() == 5 && k.contains("/resourcegroups/")).map(|(_, v)| v.clone()).collect();
+            let value: Vec<Value> = st
+                .resources
+                .iter()
+                .filter(|(k, _)| k.split('/').count() == 5 && k.contains("/resourcegroups/"))
+                .map(|(_, v)| v.clone())
+                .collect();
             return Self::json(200, &json!({"value": value}));
         }
         match method.as_str() {
@@ -241,14 +362,24 @@ impl MiniArm {
             "DELETE" => {
                 let mut st = self.st();
                 if st.resources.remove(&lower).is_none() {
-                    return if lower.contains("roleassignments") { ResponseTemplate::new(204) } else { Self::error(404, "ResourceGroupNotFound", "not found") };
+                    return if lower.contains("roleassignments") {
+                        ResponseTemplate::new(204)
+                    } else {
+                        Self::error(404, "ResourceGroupNotFound", "not found")
+                    };
                 }
                 let prefix = format!("{lower}/");
                 st.resources.retain(|k, _| !k.starts_with(&prefix));
-                st.assignments.retain(|(_, scope, _)| !scope.starts_with(&lower));
+                st.assignments
+                    .retain(|(_, scope, _)| !scope.starts_with(&lower));
                 drop(st);
                 let op = self.new_op(1, json!({}));
-                ResponseTemplate::new(202).insert_header("Location", format!("{}/ops/{op}/result", self.base).as_str()).insert_header("Retry-After", "1")
+                ResponseTemplate::new(202)
+                    .insert_header(
+                        "Location",
+                        format!("{}/ops/{op}/result", self.base).as_str(),
+                    )
+                    .insert_header("Retry-After", "1")
             }
             _ => Self::error(405, "MethodNotAllowed", &method),
         }
@@ -259,18 +390,38 @@ impl MiniArm {
         let mut body: Value = serde_json::from_slice(&req.body).unwrap_or(json!({}));
         let name = path.rsplit('/').next().unwrap_or_default().to_string();
         let parent_rg = lower.split('/').take(5).collect::<Vec<_>>().join("/");
-        if lower.split('/').count() > 5 && !lower.contains("/roleassignments/") && !self.st().resources.contains_key(&parent_rg) {
+        if lower.split('/').count() > 5
+            && !lower.contains("/roleassignments/")
+            && !self.st().resources.contains_key(&parent_rg)
+        {
             return Self::error(404, "ResourceGroupNotFound", "resource group not found");
         }
         body["id"] = json!(path);
         body["name"] = json!(name);
         if lower.contains("/microsoft.compute/virtualmachines/") {
-            self.st().vm_sizes.push(body.pointer("/properties/hardwareProfile/vmSize").and_then(Value::as_str).unwrap_or_default().to_string());
-            let nic = body.pointer("/properties/networkProfile/networkInterfaces/0/id").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
+            self.st().vm_sizes.push(
+                body.pointer("/properties/hardwareProfile/vmSize")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            let nic = body
+                .pointer("/properties/networkProfile/networkInterfaces/0/id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             if !self.st().resources.contains_key(&nic) {
-                return Self::error(400, "InvalidResourceReference", "Resource .../networkInterfaces/... referenced by resource ... was not found.");
+                return Self::error(
+                    400,
+                    "InvalidResourceReference",
+                    "Resource .../networkInterfaces/... referenced by resource ... was not found.",
+                );
             }
-            if body.pointer("/identity/type").and_then(Value::as_str).is_some_and(|t| t.contains("SystemAssigned")) {
+            if body
+                .pointer("/identity/type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.contains("SystemAssigned"))
+            {
                 body["identity"]["principalId"] = json!(uuid::Uuid::new_v4().to_string());
                 body["identity"]["tenantId"] = json!(TENANT);
             }
@@ -283,20 +434,35 @@ impl MiniArm {
             body["properties"]["clientId"] = json!(uuid::Uuid::new_v4().to_string());
             body["properties"]["tenantId"] = json!(TENANT);
         }
-        if let Some(scope) = lower.split_once("/providers/microsoft.authorization/roleassignments/").map(|(s, _)| s.to_string()) {
-            let principal = body.pointer("/properties/principalId").and_then(Value::as_str).unwrap_or_default().to_string();
+        if let Some(scope) = lower
+            .split_once("/providers/microsoft.authorization/roleassignments/")
+            .map(|(s, _)| s.to_string())
+        {
+            let principal = body
+                .pointer("/properties/principalId")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let mut st = self.st();
             let delay = st.propagation_delay;
-            st.assignments.push((principal, scope, Instant::now() + delay));
+            st.assignments
+                .push((principal, scope, Instant::now() + delay));
         }
-        let existed = self.st().resources.insert(lower.clone(), body.clone()).is_some();
+        let existed = self
+            .st()
+            .resources
+            .insert(lower.clone(), body.clone())
+            .is_some();
         if lower.contains("/microsoft.compute/virtualmachines/") {
             let mut done = body.clone();
             done["properties"]["provisioningState"] = json!("Succeeded");
             self.st().resources.insert(lower, done.clone());
             let op = self.new_op(1, done);
             return Self::json(201, &body)
-                .insert_header("Azure-AsyncOperation", format!("{}/ops/{op}", self.base).as_str())
+                .insert_header(
+                    "Azure-AsyncOperation",
+                    format!("{}/ops/{op}", self.base).as_str(),
+                )
                 .insert_header("Retry-After", "1");
         }
         Self::json(if existed { 200 } else { 201 }, &body)
@@ -316,13 +482,20 @@ pub fn template(raw: &str) -> Template {
         let end = rest[i..].find('}').expect("closed reference") + i;
         let mut segs = rest[i + 2..end].split('.').map(str::to_string);
         let root = segs.next().unwrap_or_default();
-        parts.push(TemplatePart::Ref(Reference { root, path: segs.collect(), span: Span::default() }));
+        parts.push(TemplatePart::Ref(Reference {
+            root,
+            path: segs.collect(),
+            span: Span::default(),
+        }));
         rest = &rest[end + 1..];
     }
     if !rest.is_empty() {
         parts.push(TemplatePart::Literal(rest.to_string()));
     }
-    Template { raw: raw.to_string(), parts }
+    Template {
+        raw: raw.to_string(),
+        parts,
+    }
 }
 
 pub fn s(raw: &str) -> FieldValue {
@@ -330,10 +503,21 @@ pub fn s(raw: &str) -> FieldValue {
 }
 
 pub fn l(items: &[&str]) -> FieldValue {
-    FieldValue::List(items.iter().map(|i| Spanned::new(s(i), Span::default())).collect())
+    FieldValue::List(
+        items
+            .iter()
+            .map(|i| Spanned::new(s(i), Span::default()))
+            .collect(),
+    )
 }
 
-pub fn step(index: usize, id: &str, kind: StepKind, fields: Vec<(&str, FieldValue)>, status: Option<u16>) -> Step {
+pub fn step(
+    index: usize,
+    id: &str,
+    kind: StepKind,
+    fields: Vec<(&str, FieldValue)>,
+    status: Option<u16>,
+) -> Step {
     Step {
         index,
         id: Spanned::new(id.to_string(), Span::default()),
@@ -342,10 +526,21 @@ pub fn step(index: usize, id: &str, kind: StepKind, fields: Vec<(&str, FieldValu
         fields: Fields {
             map: fields
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), Field { key_span: Span::default(), value: Spanned::new(v, Span::default()) }))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        Field {
+                            key_span: Span::default(),
+                            value: Spanned::new(v, Span::default()),
+                        },
+                    )
+                })
                 .collect(),
         },
-        expect: status.map(|s| Expect { status: Some(Spanned::new(s, Span::default())), ..Expect::default() }),
+        expect: status.map(|s| Expect {
+            status: Some(Spanned::new(s, Span::default())),
+            ..Expect::default()
+        }),
         denied_without_grant: None,
         snapshot: None,
         note: None,
@@ -355,15 +550,28 @@ pub fn step(index: usize, id: &str, kind: StepKind, fields: Vec<(&str, FieldValu
 
 pub fn scenario(id: &str, os: Os, steps: Vec<Step>) -> Scenario {
     Scenario {
-        file: Arc::new(SourceFile { path: PathBuf::from(format!("scenarios/{id}.toml")), text: String::new() }),
+        file: Arc::new(SourceFile {
+            path: PathBuf::from(format!("scenarios/{id}.toml")),
+            text: String::new(),
+        }),
         format: 1,
         id: Spanned::new(id.to_string(), Span::default()),
         title: id.to_string(),
         description: None,
-        article: Article { file: "004.txt".into(), lines: None, sections: vec![] },
+        article: Article {
+            file: "004.txt".into(),
+            lines: None,
+            sections: vec![],
+        },
         backends: vec![BackendKind::Fake, BackendKind::Live],
         tags: vec![],
-        host: Host { kind: HostKind::Vm, os, name: "myVM".into(), system_assigned: true, user_assigned: vec![] },
+        host: Host {
+            kind: HostKind::Vm,
+            os,
+            name: "myVM".into(),
+            system_assigned: true,
+            user_assigned: vec![],
+        },
         steps,
     }
 }
@@ -375,21 +583,58 @@ pub fn vm_system_assigned(os: Os) -> Scenario {
         "arm/linux-vm-system-assigned",
         os,
         vec![
-            step(0, "rg", StepKind::Provision(ProvisionKind::ResourceGroup), vec![("name", s("myResourceGroup-${run_id}"))], None),
-            step(1, "vm", StepKind::Provision(ProvisionKind::Vm), vec![("resource_group", s("${rg.name}"))], None),
+            step(
+                0,
+                "rg",
+                StepKind::Provision(ProvisionKind::ResourceGroup),
+                vec![("name", s("myResourceGroup-${run_id}"))],
+                None,
+            ),
+            step(
+                1,
+                "vm",
+                StepKind::Provision(ProvisionKind::Vm),
+                vec![("resource_group", s("${rg.name}"))],
+                None,
+            ),
             step(
                 2,
                 "grant",
                 StepKind::Grant(GrantKind::RoleAssignment),
-                vec![("role", s("Reader")), ("principal", s("${vm.identity.principal_id}")), ("scope", s("${rg.id}"))],
+                vec![
+                    ("role", s("Reader")),
+                    ("principal", s("${vm.identity.principal_id}")),
+                    ("scope", s("${rg.id}")),
+                ],
                 None,
             ),
-            step(3, "token", StepKind::FetchToken(TokenSource::Imds), vec![("resource", s("https://management.azure.com/"))], Some(200)),
+            step(
+                3,
+                "token",
+                StepKind::FetchToken(TokenSource::Imds),
+                vec![("resource", s("https://management.azure.com/"))],
+                Some(200),
+            ),
             step(
                 4,
                 "read-rg",
-                StepKind::Call { method: "GET".into(), url: template("${arm}/subscriptions/${subscription_id}/resourceGroups/${rg.name}?api-version=2016-09-01") },
-                vec![("headers", FieldValue::Table([("Authorization".to_string(), Spanned::new(s("Bearer ${token.access_token}"), Span::default()))].into_iter().collect()))],
+                StepKind::Call {
+                    method: "GET".into(),
+                    url: template(
+                        "${arm}/subscriptions/${subscription_id}/resourceGroups/${rg.name}?api-version=2016-09-01",
+                    ),
+                },
+                vec![(
+                    "headers",
+                    FieldValue::Table(
+                        [(
+                            "Authorization".to_string(),
+                            Spanned::new(s("Bearer ${token.access_token}"), Span::default()),
+                        )]
+                        .into_iter()
+                        .collect(),
+                    ),
+                )],
                 Some(200),
             ),
         ],
