@@ -62,7 +62,7 @@ impl Default for LroOptions {
         Self {
             max_poll_interval: Duration::from_secs(30),
             default_poll_interval: Duration::from_secs(5),
-            deadline: Duration::from_secs(1800),
+            deadline: Duration::from_mins(30),
         }
     }
 }

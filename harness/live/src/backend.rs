@@ -72,7 +72,7 @@ impl Default for LiveOptions {
             retry: RetryPolicy::default(),
             progress: Progress::quiet(),
             default_poll_interval: Duration::from_secs(5),
-            operation_deadline: Duration::from_secs(1800),
+            operation_deadline: Duration::from_mins(30),
         }
     }
 }

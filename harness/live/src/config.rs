@@ -332,30 +332,34 @@ impl LiveConfig {
             problems: Vec::new(),
         };
         let tenant_id = r.req(TENANT_ID);
-        if let Some(t) = &tenant_id {
-            if t.contains(char::is_whitespace) || t.contains('/') {
-                r.problem(
-                    TENANT_ID,
-                    format!(
-                        "`{t}` is not a tenant id (a GUID or a domain like contoso.onmicrosoft.com)"
-                    ),
-                );
-            }
+        if let Some(t) = &tenant_id
+            && (t.contains(char::is_whitespace) || t.contains('/'))
+        {
+            r.problem(
+                TENANT_ID,
+                format!(
+                    "`{t}` is not a tenant id (a GUID or a domain like contoso.onmicrosoft.com)"
+                ),
+            );
         }
         let subscription_id = r.req(SUBSCRIPTION_ID);
-        if let Some(s) = &subscription_id {
-            if !is_guid(s) {
-                r.problem(SUBSCRIPTION_ID, format!("`{s}` is not a subscription id (a GUID like 00000000-0000-0000-0000-000000000000)"));
-            }
+        if let Some(s) = &subscription_id
+            && !is_guid(s)
+        {
+            r.problem(SUBSCRIPTION_ID, format!("`{s}` is not a subscription id (a GUID like 00000000-0000-0000-0000-000000000000)"));
         }
         let location = r.req(LOCATION);
-        if let Some(l) = &location {
-            if !l
+        if let Some(l) = &location
+            && !l
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            {
-                r.problem(LOCATION, format!("`{l}` is not a region name (lowercase, no spaces, e.g. eastus or westeurope)"));
-            }
+        {
+            r.problem(
+                LOCATION,
+                format!(
+                    "`{l}` is not a region name (lowercase, no spaces, e.g. eastus or westeurope)"
+                ),
+            );
         }
         let cloud_name = r.opt(CLOUD).unwrap_or_else(|| "AzureCloud".into());
         let mut cloud = CloudEndpoints::preset(&cloud_name).unwrap_or_else(|| {
@@ -393,13 +397,13 @@ impl LiveConfig {
         let credential = read_credential(&mut r, az_program);
 
         let deployer_object_id = r.opt(DEPLOYER_OBJECT_ID);
-        if let Some(o) = &deployer_object_id {
-            if !is_guid(o) {
-                r.problem(
-                    DEPLOYER_OBJECT_ID,
-                    format!("`{o}` is not an object id (GUID)"),
-                );
-            }
+        if let Some(o) = &deployer_object_id
+            && !is_guid(o)
+        {
+            r.problem(
+                DEPLOYER_OBJECT_ID,
+                format!("`{o}` is not an object id (GUID)"),
+            );
         }
         let run_id = r
             .opt(RUN_ID)
@@ -532,16 +536,15 @@ const CREDENTIAL_CHOICES: &str = "set AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, 
 fn read_credential(r: &mut Reader<'_>, az_program: Option<&Path>) -> Option<CredentialSource> {
     let mode = r
         .opt(AUTH)
-        .map(|m| m.to_ascii_lowercase())
-        .unwrap_or_else(|| "auto".into());
+        .map_or_else(|| "auto".into(), |m| m.to_ascii_lowercase());
     let client_id = r.opt(CLIENT_ID);
-    if let Some(c) = &client_id {
-        if !is_guid(c) {
-            r.problem(
-                CLIENT_ID,
-                format!("`{c}` is not an application (client) id (GUID)"),
-            );
-        }
+    if let Some(c) = &client_id
+        && !is_guid(c)
+    {
+        r.problem(
+            CLIENT_ID,
+            format!("`{c}` is not an application (client) id (GUID)"),
+        );
     }
     let secret = r.opt(CLIENT_SECRET);
     let file = r.opt(FEDERATED_TOKEN_FILE);

@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 use crate::transport::{RetryClass, Transport, TransportError, redact_url};
 
 /// A token is refreshed when less than this remains.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+pub const REFRESH_MARGIN: Duration = Duration::from_mins(5);
 
 /// Where the deployer's credentials come from.
 #[derive(Debug, Clone)]

@@ -84,7 +84,7 @@ pub fn plan(scenario: &Scenario, config: Option<&LiveConfig>) -> Plan {
                 step: label.clone(),
                 action,
                 what,
-            })
+            });
         };
         let rg = field(step, "resource_group").unwrap_or_default();
         match &step.kind.value {

@@ -214,10 +214,11 @@ pub async fn sweep_with(
             &mut report,
         )
         .await;
-        if report.failed.len() == failed_before && !options.dry_run {
-            if std::fs::remove_file(&ledger.path).is_ok() {
-                report.ledgers_removed.push(ledger.path.clone());
-            }
+        if report.failed.len() == failed_before
+            && !options.dry_run
+            && std::fs::remove_file(&ledger.path).is_ok()
+        {
+            report.ledgers_removed.push(ledger.path.clone());
         }
     }
     Ok(report)

@@ -45,9 +45,9 @@ impl Default for RetryPolicy {
         Self {
             max_attempts: 6,
             base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(60),
-            max_retry_after: Duration::from_secs(120),
-            request_timeout: Duration::from_secs(120),
+            max_delay: Duration::from_mins(1),
+            max_retry_after: Duration::from_mins(2),
+            request_timeout: Duration::from_mins(2),
         }
     }
 }
@@ -312,9 +312,9 @@ pub fn retry_wait(
     attempt: u32,
 ) -> Option<Duration> {
     let retryable = match (resp.status, class) {
-        (429, RetryClass::Idempotent | RetryClass::NotIdempotent) => true,
         (503, RetryClass::NotIdempotent) => retry_after(resp).is_some(),
-        (408 | 500 | 502 | 503 | 504, RetryClass::Idempotent) => true,
+        (429, RetryClass::Idempotent | RetryClass::NotIdempotent)
+        | (408 | 500 | 502 | 503 | 504, RetryClass::Idempotent) => true,
         _ => false,
     };
     retryable.then(|| {

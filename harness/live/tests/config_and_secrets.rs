@@ -351,7 +351,7 @@ fn progress_lines_are_plain_in_ci() {
     let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = lines.clone();
     let p = mic_live::progress::Progress::lines(Arc::new(move |l: &str| {
-        sink.lock().unwrap().push(l.to_string())
+        sink.lock().unwrap().push(l.to_string());
     }));
     p.scenario_started("arm/x#1");
     p.activity("arm/x#1", "PUT virtualMachines/myVM");

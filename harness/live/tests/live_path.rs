@@ -45,7 +45,7 @@ async fn world(extra: &[(&str, &str)]) -> World {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     let progress = Progress::lines(Arc::new(move |l: &str| {
-        sink.lock().unwrap().push(l.to_string())
+        sink.lock().unwrap().push(l.to_string());
     }));
     let options = LiveOptions {
         retry: RetryPolicy::fast(),
@@ -156,7 +156,7 @@ async fn resource_groups_carry_the_run_tags_and_ids_are_ledgered_before_creation
 #[tokio::test]
 async fn a_call_after_a_grant_waits_for_propagation_and_reports_it() {
     let w = world(&[("MIC_LIVE_PROPAGATION_BUDGET_SECS", "10")]).await;
-    w.arm.st().propagation_delay = Duration::from_millis(3000);
+    w.arm.st().propagation_delay = Duration::from_secs(3);
     let outcome = driver::run(&w.backend, &vm_system_assigned(Os::Linux), Trial::Normal).await;
     assert!(
         outcome.passed(),
@@ -324,4 +324,46 @@ async fn sweep_keeps_groups_of_active_runs_and_untagged_groups() {
     assert!(report.deleted.is_empty(), "{report}");
     assert_eq!(report.kept.len(), 1, "{report}");
     assert_eq!(w.arm.groups().len(), 2);
+}
+
+#[test]
+fn a_ledger_whose_process_is_gone_is_stale_and_a_torn_line_is_skipped() {
+    let dir = TempDir::new();
+    let ledger = mic_live::ledger::Ledger::open(&dir.0, "r1", Duration::from_secs(3600)).unwrap();
+    ledger
+        .record("e1", "arm/x", "/subscriptions/s/resourcegroups/a")
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        LedgerFile::read(ledger.path()).unwrap().stale_reason(now),
+        None,
+        "our own process is alive"
+    );
+    // The same ledger written by a process that has exited (killed), plus a torn last line.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(ledger.path()).unwrap().replace(
+        &format!("\"pid\":{}", std::process::id()),
+        &format!("\"pid\":{dead}"),
+    );
+    std::fs::write(
+        ledger.path(),
+        format!("{text}{{\"op\":\"create\",\"env\":\"e1\",\"sce"),
+    )
+    .unwrap();
+    let file = LedgerFile::read(ledger.path()).unwrap();
+    assert_eq!(file.entries.len(), 1);
+    assert!(
+        file.stale_reason(now)
+            .is_some_and(|r| r.contains("is gone")),
+        "{:?}",
+        file.stale_reason(now)
+    );
+    assert!(
+        file.stale_reason(now + time::Duration::hours(2))
+            .is_some_and(|r| r.contains("DeleteAfter"))
+    );
+    ledger.release("e1").unwrap();
+    assert!(ledger.finish().unwrap());
 }

@@ -206,6 +206,14 @@ impl Respond for Store {
     }
 }
 
+struct Shared(Arc<Store>);
+
+impl Respond for Shared {
+    fn respond(&self, r: &Request) -> ResponseTemplate {
+        self.0.respond(r)
+    }
+}
+
 #[tokio::test]
 async fn an_idempotent_put_retried_once_does_not_duplicate() {
     let server = MockServer::start().await;
@@ -213,12 +221,6 @@ async fn an_idempotent_put_retried_once_does_not_duplicate() {
         std::sync::Mutex::new(Vec::new()),
         AtomicUsize::new(0),
     ));
-    struct Shared(Arc<Store>);
-    impl Respond for Shared {
-        fn respond(&self, r: &Request) -> ResponseTemplate {
-            self.0.respond(r)
-        }
-    }
     Mock::given(method("PUT"))
         .respond_with(Shared(store.clone()))
         .expect(2)

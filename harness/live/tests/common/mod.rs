@@ -143,7 +143,7 @@ impl MiniArm {
         )
     }
 
-    fn token_response(&self, req: &Request) -> ResponseTemplate {
+    fn token_response(req: &Request) -> ResponseTemplate {
         let form: BTreeMap<String, String> = url::form_urlencoded::parse(&req.body)
             .into_owned()
             .collect();
@@ -187,12 +187,7 @@ impl MiniArm {
             .headers
             .iter()
             .any(|(n, v)| n.eq_ignore_ascii_case("metadata") && v == "true");
-        let (status, body) = if !ok_header {
-            (
-                400,
-                json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}),
-            )
-        } else {
+        let (status, body) = if ok_header {
             let vm = self
                 .st()
                 .resources
@@ -210,6 +205,11 @@ impl MiniArm {
             (
                 200,
                 json!({"access_token": t, "expires_in": "86399", "expires_on": "1", "not_before": "1", "resource": "https://management.azure.com/", "token_type": "Bearer"}),
+            )
+        } else {
+            (
+                400,
+                json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}),
             )
         };
         mic_core::backend::HttpResponse {
@@ -241,7 +241,7 @@ impl MiniArm {
         let lower = path.to_ascii_lowercase();
         self.st().log.push((method.clone(), path.clone()));
         if lower.ends_with("/oauth2/token") {
-            return self.token_response(req);
+            return Self::token_response(req);
         }
         let Some(principal) = Self::principal_of(req) else {
             self.st().unauthorized += 1;
