@@ -329,7 +329,7 @@ async fn sweep_keeps_groups_of_active_runs_and_untagged_groups() {
 #[test]
 fn a_ledger_whose_process_is_gone_is_stale_and_a_torn_line_is_skipped() {
     let dir = TempDir::new();
-    let ledger = mic_live::ledger::Ledger::open(&dir.0, "r1", Duration::from_secs(3600)).unwrap();
+    let ledger = mic_live::ledger::Ledger::open(&dir.0, "r1", Duration::from_hours(1)).unwrap();
     ledger
         .record("e1", "arm/x", "/subscriptions/s/resourcegroups/a")
         .unwrap();
