@@ -29,7 +29,8 @@
 //! let b: Arc<dyn Backend> = Arc::new(backend.clone());
 //! match guard::guarded(&backend, runner::run_all(b, work, concurrency, Some(&snaps))).await {
 //!     guard::Guarded::Finished(rep) => {
-//!         for r in &rep.results { progress.scenario_finished(&r.outcome.trial_name(), verdict(r)); }
+//!         // Environments report their own start/teardown; verdicts go through `log`.
+//!         for r in &rep.results { progress.log(&format!("{}: {}", r.outcome.trial_name(), verdict(r))); }
 //!         print!("{}", report::render(&rep.results.iter().map(|r| report::scenario_report(&r.outcome, size, os)).collect::<Vec<_>>()));
 //!         if !backend.finish() { eprintln!("resources left: run `mic sweep`"); }
 //!     }
