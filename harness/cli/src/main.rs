@@ -18,6 +18,26 @@ use mic_core::model::Scenario;
 use mic_core::{catalog, diagnostic, report, runner, snapshot};
 use mic_fake::{FakeCloud, FakeConfig};
 
+/// `print!` that ends the process quietly when stdout is closed (`mic list | head`)
+/// instead of panicking on a broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = write!(stdout, $($arg)*).and_then(|()| stdout.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => {{ out!($($arg)*); out!("\n"); }};
+}
+
+mod live;
+
 #[derive(Parser)]
 #[command(
     name = "mic",
@@ -49,6 +69,18 @@ enum Command {
         /// Simulated delay before a new role assignment takes effect, in milliseconds.
         #[arg(long, default_value_t = 0)]
         propagation_delay_ms: u64,
+    },
+    /// Delete what interrupted live runs left behind (tagged past `DeleteAfter`, or in a stale ledger).
+    Sweep {
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until each deletion has finished.
+        #[arg(long)]
+        wait: bool,
+        /// Also sweep runs that still look alive.
+        #[arg(long)]
+        all_runs: bool,
     },
     /// Measure per-scenario and whole-suite time on the fake backend.
     Bench {
@@ -84,6 +116,12 @@ struct RunArgs {
     /// Simulated role-propagation delay on the fake backend, in milliseconds.
     #[arg(long, default_value_t = 0)]
     propagation_delay_ms: u64,
+    /// Print the plan (live: the resources it would create) and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run only shard I of N (`--shard 2/4`), split stably by scenario id.
+    #[arg(long)]
+    shard: Option<mic_live::shard::Shard>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -140,7 +178,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 } else {
                     "as written"
                 };
-                println!(
+                outln!(
                     "{:<48} {:<8} {} [{}]",
                     s.id.value,
                     s.host.os.name(),
@@ -148,13 +186,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     trials
                 );
             }
-            println!("{} scenarios", scenarios.len());
+            outln!("{} scenarios", scenarios.len());
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(&dir, args).await,
         Command::Serve {
             propagation_delay_ms,
         } => serve(propagation_delay_ms).await,
+        Command::Sweep {
+            dry_run,
+            wait,
+            all_runs,
+        } => live::sweep(dry_run, wait, all_runs).await,
         Command::Bench { iterations } => bench(&dir, iterations).await,
     }
 }
@@ -218,7 +261,7 @@ fn check(dir: &Path, paths: &[PathBuf]) -> ExitCode {
     }
     let cat = catalog::load(&files, &root);
     if cat.diagnostics.is_empty() {
-        println!("{} scenario files checked, no problems", files.len());
+        outln!("{} scenario files checked, no problems", files.len());
         ExitCode::SUCCESS
     } else {
         eprint!(
@@ -229,16 +272,11 @@ fn check(dir: &Path, paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn backend_for(args: &RunArgs) -> Result<Arc<dyn Backend>> {
-    match args.backend {
-        BackendArg::Fake => Ok(Arc::new(FakeBackend::new(FakeConfig {
-            propagation_delay: Duration::from_millis(args.propagation_delay_ms),
-            ..FakeConfig::default()
-        }))),
-        BackendArg::Live => bail!(
-            "the live backend is not part of this build yet; run the suite on the fake backend (`mic run`)"
-        ),
-    }
+fn fake_backend(args: &RunArgs) -> Arc<dyn Backend> {
+    Arc::new(FakeBackend::new(FakeConfig {
+        propagation_delay: Duration::from_millis(args.propagation_delay_ms),
+        ..FakeConfig::default()
+    }))
 }
 
 async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
@@ -259,7 +297,31 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
     if selected.is_empty() {
         bail!("no scenario matches {:?} (see `mic list`)", args.scenario);
     }
-    let backend = backend_for(&args)?;
+    let selected = match &args.shard {
+        Some(shard) => shard.select(selected, |s| s.id.value.as_str()),
+        None => selected,
+    };
+    if args.dry_run {
+        return Ok(match args.backend {
+            BackendArg::Live => live::dry_run(&selected),
+            BackendArg::Fake => {
+                for s in &selected {
+                    let trials: Vec<&str> = runner::trials(s)
+                        .iter()
+                        .map(|t| {
+                            if *t == Trial::Normal {
+                                "as written"
+                            } else {
+                                "without grant"
+                            }
+                        })
+                        .collect();
+                    outln!("{:<48} {}", s.id.value, trials.join(", "));
+                }
+                ExitCode::SUCCESS
+            }
+        });
+    }
     let work: Vec<(Arc<Scenario>, Trial)> = selected
         .iter()
         .flat_map(|s| runner::trials(s).into_iter().map(move |t| (s.clone(), t)))
@@ -270,7 +332,16 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
         })
         .collect();
     let snaps = snapshot_root(dir);
-    let mut rep = runner::run_all(backend, work, args.concurrency, Some(&snaps)).await;
+    if matches!(args.backend, BackendArg::Live) {
+        // Live runs only verify snapshots: the fake backend is where they are written.
+        if args.update_snapshots {
+            bail!(
+                "--update-snapshots is refused on the live backend: snapshots are verify-only there"
+            );
+        }
+        return live::run(work, args.concurrency, &snaps).await;
+    }
+    let mut rep = runner::run_all(fake_backend(&args), work, args.concurrency, Some(&snaps)).await;
     if args.update_snapshots {
         for r in &mut rep.results {
             if let (Some(body), true) = (&r.outcome.snapshot, r.outcome.passed())
@@ -279,16 +350,16 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
                 let path = snapshot::path(&snaps, &r.outcome.scenario_id, r.outcome.trial);
                 snapshot::write(&path, "snapshot", body)
                     .with_context(|| format!("writing {}", path.display()))?;
-                println!("wrote {}", path.display());
+                outln!("wrote {}", path.display());
                 r.snapshot = Some(snapshot::Comparison::Matches);
             }
         }
     }
     let json_to_stdout = matches!(args.report, Some(ReportArg::Json)) && args.out.is_none();
     if json_to_stdout {
-        println!("{}", serde_json::to_string_pretty(&report::json(&rep))?);
+        outln!("{}", serde_json::to_string_pretty(&report::json(&rep))?);
     } else {
-        print!("{}", report::console(&rep));
+        out!("{}", report::console(&rep));
     }
     if let Some(kind) = args.report {
         let (default, text) = match kind {
@@ -304,7 +375,7 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
                 std::fs::create_dir_all(p)?;
             }
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            println!("report written to {}", path.display());
+            outln!("report written to {}", path.display());
         }
     }
     Ok(if rep.failed() == 0 {
@@ -321,8 +392,8 @@ async fn serve(propagation_delay_ms: u64) -> Result<ExitCode> {
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("{}", cloud.describe());
-    println!("Press Ctrl-C to stop.");
+    outln!("{}", cloud.describe());
+    outln!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     cloud.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -340,15 +411,17 @@ async fn bench(dir: &Path, iterations: usize) -> Result<ExitCode> {
     let backend: Arc<dyn Backend> = Arc::new(FakeBackend::default());
     let iterations = iterations.max(1);
     if cfg!(debug_assertions) {
-        println!(
+        outln!(
             "note: this is a debug build; measure with `cargo run --release -p mic-cli -- bench`"
         );
     }
     // Warm up: the process-wide signing key and connection setup.
     let _ = driver::run(backend.as_ref(), &scenarios[0], Trial::Normal).await;
-    println!(
+    outln!(
         "{:<48} {:>10} {:>10}",
-        "scenario (as written, sequential)", "median", "max"
+        "scenario (as written, sequential)",
+        "median",
+        "max"
     );
     let mut medians = Vec::new();
     for s in &scenarios {
@@ -367,7 +440,7 @@ async fn bench(dir: &Path, iterations: usize) -> Result<ExitCode> {
         let max = times.iter().max().copied().unwrap_or_default();
         let m = median(&mut times);
         medians.push(m);
-        println!(
+        outln!(
             "{:<48} {:>8.2}ms {:>8.2}ms",
             s.id.value,
             m.as_secs_f64() * 1e3,
@@ -395,8 +468,8 @@ async fn bench(dir: &Path, iterations: usize) -> Result<ExitCode> {
     }
     let per = median(&mut medians);
     let suite = median(&mut suite_times);
-    println!("\nmedian scenario: {:.2} ms", per.as_secs_f64() * 1e3);
-    println!(
+    outln!("\nmedian scenario: {:.2} ms", per.as_secs_f64() * 1e3);
+    outln!(
         "whole suite ({trials} trials, concurrency 8): median {:.1} ms over {iterations} runs",
         suite.as_secs_f64() * 1e3
     );

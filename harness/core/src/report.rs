@@ -81,7 +81,11 @@ pub fn console(report: &RunReport) -> String {
             steps_cell(r),
             result_word(r),
             ms(o.duration),
-            if waited.is_zero() { String::new() } else { format!("  (waited {} for the grant to propagate)", ms(waited)) }
+            if waited.is_zero() {
+                String::new()
+            } else {
+                format!("  (waited {} for the grant to propagate)", ms(waited))
+            }
         );
     }
     for r in &report.results {

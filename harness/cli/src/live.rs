@@ -1,0 +1,121 @@
+//! `mic run --backend live`, `--dry-run` and `mic sweep`: the CLI side of the live backend
+//! (`mic-live`). Configuration comes only from the environment; nothing secret is printed.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use mic_core::backend::Backend;
+use mic_core::driver::Trial;
+use mic_core::model::{Os, Scenario};
+use mic_core::{report, runner};
+use mic_live::progress::Progress;
+use mic_live::{LiveBackend, LiveConfig, LiveOptions, guard, plan, sweep};
+
+/// Print what a live run would create (works with an incomplete configuration too).
+pub fn dry_run(scenarios: &[Arc<Scenario>]) -> ExitCode {
+    let config = LiveConfig::from_env();
+    let refs: Vec<&Scenario> = scenarios.iter().map(AsRef::as_ref).collect();
+    out!("{}", plan::render(&refs, config.as_ref()));
+    if config.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// Run on live Azure: verify-only snapshots, teardown on Ctrl-C and panics, cost report.
+pub async fn run(
+    work: Vec<(Arc<Scenario>, Trial)>,
+    concurrency: usize,
+    snapshots: &Path,
+) -> Result<ExitCode> {
+    let config = match LiveConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: the live backend is not configured:\n{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let sizes = (config.linux_vm_size.clone(), config.windows_vm_size.clone());
+    let progress = Progress::auto(work.len() as u64);
+    let backend = LiveBackend::new(
+        config,
+        LiveOptions {
+            progress: progress.clone(),
+            ..LiveOptions::default()
+        },
+    )?;
+    let shared: Arc<dyn Backend> = Arc::new(backend.clone());
+    let oses: Vec<(String, Os)> = work
+        .iter()
+        .map(|(s, _)| (s.id.value.clone(), s.host.os))
+        .collect();
+    let snapshots = snapshots.to_path_buf();
+    match guard::guarded(&backend, async move {
+        runner::run_all(shared, work, concurrency, Some(&snapshots)).await
+    })
+    .await
+    {
+        guard::Guarded::Finished(rep) => {
+            out!("{}", report::console(&rep));
+            let costs: Vec<_> = rep
+                .results
+                .iter()
+                .map(|r| {
+                    let os = oses
+                        .iter()
+                        .find(|(id, _)| *id == r.outcome.scenario_id)
+                        .map_or(Os::Linux, |(_, o)| *o);
+                    let size = if os == Os::Windows {
+                        &sizes.1
+                    } else {
+                        &sizes.0
+                    };
+                    mic_live::report::scenario_report(&r.outcome, size, os)
+                })
+                .collect();
+            out!("{}", mic_live::report::render(&costs));
+            if !backend.finish() {
+                eprintln!("some resources may be left behind: run `mic sweep`");
+            }
+            Ok(if rep.failed() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        guard::Guarded::Interrupted { signal, cleanup } => {
+            eprintln!("interrupted by {signal}; cleaned up:\n{cleanup}");
+            Ok(ExitCode::from(130))
+        }
+    }
+}
+
+/// `mic sweep`: delete what interrupted runs left behind.
+pub async fn sweep(dry_run: bool, wait: bool, all_runs: bool) -> Result<ExitCode> {
+    let config = match LiveConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: the live backend is not configured:\n{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let rep = sweep::sweep(
+        &config,
+        &sweep::SweepOptions {
+            dry_run,
+            wait,
+            all_runs,
+            now: None,
+        },
+    )
+    .await?;
+    outln!("{rep}");
+    Ok(if rep.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
