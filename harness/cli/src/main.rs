@@ -3,6 +3,8 @@
 //! Exit codes: 0 success, 1 a scenario failed (the cloud behaved unexpectedly),
 //! 2 a scenario file is wrong (diagnostics; nothing ran).
 
+mod docs;
+
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +51,11 @@ enum Command {
         /// Simulated delay before a new role assignment takes effect, in milliseconds.
         #[arg(long, default_value_t = 0)]
         propagation_delay_ms: u64,
+    },
+    /// Check the examples in docs articles (`mic docs check ARTICLE...`, `mic docs coverage`).
+    Docs {
+        #[command(subcommand)]
+        command: docs::DocsCommand,
     },
     /// Measure per-scenario and whole-suite time on the fake backend.
     Bench {
@@ -124,6 +131,11 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    if let Command::Docs { command } = cli.command {
+        // Articles can be checked without a scenario directory (coverage is then empty).
+        let dir = resolve_scenarios_dir(&cli.scenarios).unwrap_or(cli.scenarios);
+        return docs::run(command, &dir).await;
+    }
     let dir = resolve_scenarios_dir(&cli.scenarios)?;
     match cli.command {
         Command::Check { paths } => Ok(check(&dir, &paths)),
@@ -139,6 +151,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run(&dir, args).await,
         Command::Serve { propagation_delay_ms } => serve(propagation_delay_ms).await,
         Command::Bench { iterations } => bench(&dir, iterations).await,
+        Command::Docs { .. } => unreachable!("handled above"),
     }
 }
 
