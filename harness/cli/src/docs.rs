@@ -231,7 +231,7 @@ async fn check(args: CheckArgs, scenarios: &Path) -> Result<ExitCode> {
             (reports, "static checks only (nothing executed)".to_string())
         }
         DocsBackend::Fake => {
-            let fake = FakeDocsWorld::start().await?;
+            let fake = FakeDocsWorld::start(&prerequisites(&inputs)).await?;
             let setup = started.elapsed();
             if timings {
                 eprintln!("timing: scenario world on the fake cloud: {:.0} ms", setup.as_secs_f64() * 1e3);
@@ -555,6 +555,74 @@ fn render_all_blocks(s: &mut String, r: &ArticleReport) {
 
 // ----------------------------------------------------------------------- the scenario world
 
+/// What the articles' own setup steps create (resource groups, user-assigned identities with
+/// literal names): the world provisions them so the examples that use them find them.
+#[derive(Debug, Default, Clone)]
+pub struct Prerequisites {
+    pub resource_groups: Vec<String>,
+    /// (resource group, name)
+    pub identities: Vec<(String, String)>,
+}
+
+fn literal_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x.eq_ignore_ascii_case(s)) {
+        v.push(s.to_string());
+    }
+}
+
+/// User-assigned identity ids (`.../resourceGroups/RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME`) in a string.
+fn identity_refs(s: &str, out: &mut Vec<(String, String)>) {
+    const MARK: &str = "/providers/microsoft.managedidentity/userassignedidentities/";
+    let lower = s.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(MARK).map(|i| i + from) {
+        let name_start = i + MARK.len();
+        let name_end = s[name_start..].find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).map_or(s.len(), |j| name_start + j);
+        let name = &s[name_start..name_end];
+        let before = &lower[..i];
+        if let Some(g) = before.rfind("/resourcegroups/") {
+            let rg = &s[g + "/resourcegroups/".len()..i];
+            if literal_name(rg) && literal_name(name) && !out.iter().any(|(r, n)| r.eq_ignore_ascii_case(rg) && n.eq_ignore_ascii_case(name)) {
+                out.push((rg.to_string(), name.to_string()));
+            }
+        }
+        from = name_end.max(i + 1);
+    }
+}
+
+/// Scan articles for the resources their setup steps create or reference by literal name.
+pub fn prerequisites(texts: &[(String, String)]) -> Prerequisites {
+    let mut p = Prerequisites::default();
+    for (_, text) in texts {
+        let (_, blocks) = mic_docs::analyse(text);
+        for b in &blocks {
+            for op in &b.ops {
+                if let mic_docs::op::Action::Arm { resource_type, .. } = &op.action
+                    && resource_type.eq_ignore_ascii_case("Microsoft.Resources/resourceGroups")
+                    && op.method == "PUT"
+                {
+                    let path = mic_docs::op::split_url(&op.url).path;
+                    if let Some(name) = path.trim_end_matches('/').rsplit('/').next().filter(|n| literal_name(n)) {
+                        push_unique(&mut p.resource_groups, name);
+                    }
+                }
+                identity_refs(&op.url, &mut p.identities);
+                if let Some(body) = &op.body {
+                    identity_refs(body, &mut p.identities);
+                }
+            }
+        }
+    }
+    for (rg, _) in p.identities.clone() {
+        push_unique(&mut p.resource_groups, &rg);
+    }
+    p
+}
+
 const RG: &str = "myResourceGroup";
 const LINUX_VM: &str = "myVM";
 const WINDOWS_VM: &str = "myWindowsVM";
@@ -579,6 +647,9 @@ pub struct FakeDocsWorld {
     pub vm_principal_id: String,
     /// Placeholder values for the docs.
     pub placeholders: World,
+    /// Resource groups and identities the articles' setup steps create.
+    pub extra_groups: Vec<String>,
+    pub extra_identities: Vec<String>,
 }
 
 async fn send_json(client: &reqwest::Client, method: &str, url: &str, token: &str, body: Option<&Value>) -> Result<(u16, Value)> {
@@ -595,14 +666,14 @@ async fn send_json(client: &reqwest::Client, method: &str, url: &str, token: &st
 
 impl FakeDocsWorld {
     /// Start a fake cloud and provision the world through ARM REST as the deployer.
-    pub async fn start() -> Result<Self> {
+    pub async fn start(prereqs: &Prerequisites) -> Result<Self> {
         mic_backends::install_crypto_provider();
         let cloud = FakeCloud::start(FakeConfig::default()).await.map_err(|e| anyhow!("starting the fake cloud: {e}"))?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        match Self::provision(cloud.clone(), client).await {
+        match Self::provision(cloud.clone(), client, prereqs).await {
             Ok(w) => Ok(w),
             Err(e) => {
                 cloud.shutdown().await;
@@ -611,7 +682,7 @@ impl FakeDocsWorld {
         }
     }
 
-    async fn provision(cloud: FakeCloud, client: reqwest::Client) -> Result<Self> {
+    async fn provision(cloud: FakeCloud, client: reqwest::Client, prereqs: &Prerequisites) -> Result<Self> {
         let d = cloud.deployer();
         let form = [
             ("grant_type", "client_credentials"),
@@ -670,15 +741,32 @@ impl FakeDocsWorld {
             json!({"location": loc, "properties": {"publisher": "Microsoft.ManagedIdentity", "type": "ManagedIdentityExtensionForLinux", "typeHandlerVersion": "1.0", "autoUpgradeMinorVersion": true, "settings": {"port": 50342}}}),
         )
         .await?;
-        let reader = mic_core::roles::find_role("Reader").ok_or_else(|| anyhow!("no Reader role"))?;
-        for p in principals.iter().filter(|p| !p.is_empty()) {
-            put(
-                format!("{rg_id}/providers/Microsoft.Authorization/roleAssignments/{}", uuid::Uuid::new_v4()),
-                "2022-04-01",
-                json!({"properties": {"roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{}", reader.id), "principalId": p, "principalType": "ServicePrincipal"}}),
-            )
-            .await?;
+        // What the articles' setup steps create, next to the main group.
+        let mut groups = vec![rg_id.clone()];
+        for g in prereqs.resource_groups.iter().filter(|g| !g.eq_ignore_ascii_case(RG)) {
+            let id = format!("/subscriptions/{sub}/resourceGroups/{g}");
+            put(id.clone(), "2021-04-01", json!({"location": loc})).await?;
+            groups.push(id);
         }
+        for (g, n) in &prereqs.identities {
+            if g.eq_ignore_ascii_case(RG) && n.eq_ignore_ascii_case(UAMI) {
+                continue;
+            }
+            let id = format!("/subscriptions/{sub}/resourceGroups/{g}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{n}");
+            put(id, "2018-11-30", json!({"location": loc})).await?;
+        }
+        let reader = mic_core::roles::find_role("Reader").ok_or_else(|| anyhow!("no Reader role"))?;
+        for scope in &groups {
+            for p in principals.iter().filter(|p| !p.is_empty()) {
+                put(
+                    format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", uuid::Uuid::new_v4()),
+                    "2022-04-01",
+                    json!({"properties": {"roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{}", reader.id), "principalId": p, "principalType": "ServicePrincipal"}}),
+                )
+                .await?;
+            }
+        }
+        let extra_groups: Vec<String> = groups.iter().skip(1).map(|g| g.rsplit('/').next().unwrap_or(g).to_string()).collect();
         let imds = cloud.imds_url(&host_vm_id).ok_or_else(|| anyhow!("{LINUX_VM} has no IMDS endpoint"))?;
         let resp = client
             .get(format!("{imds}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={ARM_RESOURCE}"))
@@ -700,6 +788,8 @@ impl FakeDocsWorld {
             .set("location", loc)
             .set("access_token", vm_token.clone());
         Ok(Self {
+            extra_groups,
+            extra_identities: prereqs.identities.iter().map(|(_, n)| n.clone()).collect(),
             cloud,
             client,
             operator_token,
@@ -715,9 +805,18 @@ impl FakeDocsWorld {
     }
 
     pub fn describe(&self) -> String {
-        format!(
-            "fake cloud; scenario world: resource group {RG}, {LINUX_VM} (Linux; system-assigned + {UAMI}; IMDS host), {WINDOWS_VM} (Windows), {VMSS}; all Reader on the group"
-        )
+        let mut s = format!(
+            "fake cloud; scenario world: resource group {RG}, {LINUX_VM} (Linux; system-assigned + {UAMI}; IMDS host), {WINDOWS_VM} (Windows), {VMSS}; identities are Reader on the groups"
+        );
+        if !self.extra_groups.is_empty() || !self.extra_identities.is_empty() {
+            let _ = write!(
+                s,
+                "; from the articles' setup steps: groups {}; identities {}",
+                if self.extra_groups.is_empty() { "-".into() } else { self.extra_groups.join(", ") },
+                if self.extra_identities.is_empty() { "-".into() } else { self.extra_identities.join(", ") }
+            );
+        }
+        s
     }
 
     /// Put `myVM`'s identities back after a doc example rewrote them.
@@ -902,6 +1001,9 @@ impl Executor for FakeExecutor {
                 "{} command: checked statically; the checker does not replay CLI/PowerShell commands (their requests depend on the tool's defaults)",
                 if req.url.is_empty() { "local" } else { "CLI/PowerShell" }
             ));
+        }
+        if req.service == Service::Arm && req.headers.is_empty() && req.body.is_none() {
+            return Err("request line only (the doc lists its headers separately); nothing to send as written".into());
         }
         if !req.unresolved.is_empty() {
             return Err(format!("needs {} which the scenario world does not provide", req.unresolved.join(", ")));

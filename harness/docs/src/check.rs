@@ -975,6 +975,7 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
                 a,
                 req.map(|r| (&blocks[r], exec[r].as_slice())),
                 &block_findings,
+                opts.world,
             )
         } else {
             other_status(a, &block_findings)
@@ -1092,10 +1093,29 @@ fn actionable_status(
     (Status::Works, reason)
 }
 
+/// The value at a `compare` path (`a.b[0].c`).
+fn value_at<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    let mut cur = v;
+    for part in path.split('.') {
+        let (key, idx) = match part.split_once('[') {
+            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        if !key.is_empty() {
+            cur = cur.get(key)?;
+        }
+        if let Some(i) = idx {
+            cur = cur.get(i)?;
+        }
+    }
+    Some(cur)
+}
+
 fn response_status(
     a: &BlockAnalysis,
     req: Option<(&BlockAnalysis, &[ExecResult])>,
     findings: &[Finding],
+    world: &World,
 ) -> (Status, String) {
     if let Some(f) = first_with(findings, Severity::Error) {
         return (Status::Broken, with_more(f, findings, Severity::Error));
@@ -1161,7 +1181,19 @@ fn response_status(
         );
     };
     let diffs = compare(doc, &actual);
-    let drift: Vec<&Difference> = diffs.iter().filter(|d| d.drift).collect();
+    // A value the world filled in (the reader's own resource group, VM...) where the doc
+    // shows its sample name is not drift.
+    let filled = |d: &Difference| {
+        value_at(&actual, &d.path)
+            .and_then(Value::as_str)
+            .is_some_and(|s| {
+                world
+                    .values()
+                    .any(|w| !w.is_empty() && (s == w || (w.len() >= 8 && s.contains(w))))
+            })
+            && value_at(doc, &d.path).is_some_and(Value::is_string)
+    };
+    let drift: Vec<&Difference> = diffs.iter().filter(|d| d.drift && !filled(d)).collect();
     if drift.is_empty() {
         let extra = diffs.len();
         if extra > 0 {
