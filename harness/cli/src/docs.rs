@@ -427,7 +427,35 @@ fn reason_group(reason: &str) -> String {
         i += 1;
     }
     // "output of the block above, which was not executed: X" reads better as the cause.
-    out.replace("output of the block above, which was not executed: ", "its request was not executed: ")
+    let out = out.replace("output of the block above, which was not executed: ", "its request was not executed: ");
+    // Coarse classes: the individual reasons are in `--all` and the JSON report.
+    let classes: &[(&str, &str)] = &[
+        ("its request was not executed", "example output of a request or command that was not executed"),
+        ("output of the block at", "example output of a block with nothing to execute"),
+        ("which the scenario world does not provide", "needs names the scenario world does not provide (storage account, key vault, Data Lake, Cosmos DB ...)"),
+        ("CLI/PowerShell command: checked statically", "CLI/PowerShell command: checked statically, not replayed (its requests depend on the tool's defaults)"),
+        ("is not mapped", "command the checker does not map to a request yet"),
+        ("data-plane tool command", "data-plane tool command (storage, Cosmos DB CLI): not replayed"),
+        ("source sample", "source code sample: not compiled or run"),
+        ("operator token from the CLI", "the operator's own token or sign-in: nothing to check"),
+        ("sign-in of the tool", "the operator's own token or sign-in: nothing to check"),
+    ];
+    for (needle, class) in classes {
+        if out.contains(needle) {
+            return (*class).to_string();
+        }
+    }
+    out.trim_start_matches("not checkable: ").to_string()
+}
+
+/// Section heading worth printing (the export turns callouts like NOTE into headings).
+fn section(heading: &str) -> Option<String> {
+    let h = heading.trim();
+    let callout = !h.contains(' ') && h.chars().all(|c| c.is_ascii_uppercase());
+    if h.is_empty() || callout {
+        return None;
+    }
+    Some(if h.chars().count() > 70 { format!("{}...", h.chars().take(67).collect::<String>()) } else { h.to_string() })
 }
 
 /// The report a docs author reads: per article, what to fix first, then what works, then
@@ -485,11 +513,8 @@ pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> Strin
             }
             let _ = writeln!(s, "\n  {head}");
             for b in blocks {
-                let mut section = b.heading.clone();
-                if section.chars().count() > 70 {
-                    section = format!("{}...", section.chars().take(67).collect::<String>());
-                }
-                let _ = writeln!(s, "  {:<12} {:<15} in \"{section}\"", lines(b.start_line, b.end_line), kind_label(b.kind));
+                let place = section(&b.heading).map(|h| format!("in \"{h}\"")).unwrap_or_default();
+                let _ = writeln!(s, "  {:<12} {:<15} {place}", lines(b.start_line, b.end_line), kind_label(b.kind));
                 let problems: Vec<_> = b.findings.iter().filter(|f| f.severity != mic_docs::Severity::Note).collect();
                 if problems.is_empty() {
                     for part in clean_reason(&b.reason).split("; ") {
@@ -789,7 +814,12 @@ impl FakeDocsWorld {
             .set("access_token", vm_token.clone());
         Ok(Self {
             extra_groups,
-            extra_identities: prereqs.identities.iter().map(|(_, n)| n.clone()).collect(),
+            extra_identities: prereqs
+                .identities
+                .iter()
+                .filter(|(g, n)| !(g.eq_ignore_ascii_case(RG) && n.eq_ignore_ascii_case(UAMI)))
+                .map(|(g, n)| format!("{g}/{n}"))
+                .collect(),
             cloud,
             client,
             operator_token,
@@ -978,6 +1008,8 @@ impl FakeExecutor {
             .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
         let body = resp.text().await.map_err(|e| format!("reading the response: {e}"))?;
+        // Errors read better in the doc's own terms than with the world's ids.
+        let body = if status >= 400 { body.replace(&self.world.subscription_id, "<SUBSCRIPTION ID>") } else { body };
         if req.service == Service::Arm && write && url.to_ascii_lowercase().contains(&self.world.host_vm_id.to_ascii_lowercase()) {
             self.world.restore_host().await;
         }
@@ -1024,9 +1056,11 @@ mod tests {
             "the fake cloud has no Key Vault (data plane) data plane yet"
         );
         assert_eq!(
-            reason_group("output of L653, which was not executed: needs <X>"),
-            "its request was not executed: needs <X>"
+            reason_group("output of L653, which was not executed: needs <X> which the scenario world does not provide"),
+            "example output of a request or command that was not executed"
         );
+        assert_eq!(section("NOTE"), None);
+        assert_eq!(section("Read properties").as_deref(), Some("Read properties"));
         assert_eq!(split_origin("https://management.azure.com/subscriptions/x?a=b"), ("https://management.azure.com", "/subscriptions/x?a=b"));
         assert_eq!(split_origin("http://169.254.169.254"), ("http://169.254.169.254", ""));
     }

@@ -1024,6 +1024,51 @@ fn with_more(f: &Finding, all: &[Finding], sev: Severity) -> String {
     }
 }
 
+/// `Code: message` of an ARM (`{"error":{"code","message"}}`) or OAuth
+/// (`{"error","error_description"}`) error body; else the start of the body.
+fn error_summary(body: &str) -> String {
+    let cut = |s: &str, n: usize| {
+        if s.chars().count() > n {
+            format!("{}...", s.chars().take(n).collect::<String>())
+        } else {
+            s.to_string()
+        }
+    };
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        let e = v.get("error").unwrap_or(&Value::Null);
+        let (code, msg) = match e {
+            Value::Object(o) => (
+                o.get("code").and_then(Value::as_str),
+                o.get("message").and_then(Value::as_str),
+            ),
+            Value::String(c) => (
+                Some(c.as_str()),
+                v.get("error_description").and_then(Value::as_str),
+            ),
+            _ => (None, None),
+        };
+        if let Some(c) = code {
+            // Compute wraps the real cause in its message: show the innermost one.
+            let inner = msg.and_then(|m| {
+                let i = m.rfind("\"message\":\"")? + "\"message\":\"".len();
+                let rest = &m[i..];
+                Some(rest[..rest.find('"').unwrap_or(rest.len())].to_string())
+            });
+            return match (msg, inner) {
+                (Some(_), Some(inner)) => format!("{c}: {}", cut(&inner, 300)),
+                (Some(m), None) => format!("{c}: {}", cut(m, 300)),
+                (None, _) => c.to_string(),
+            };
+        }
+    }
+    let b = body.trim();
+    if b.is_empty() {
+        "(empty body)".into()
+    } else {
+        cut(b, 200)
+    }
+}
+
 fn actionable_status(
     a: &BlockAnalysis,
     results: &[ExecResult],
@@ -1036,10 +1081,14 @@ fn actionable_status(
         if let Ok(resp) = &r.outcome
             && resp.status >= 400
         {
-            let body: String = resp.body.chars().take(200).collect();
             return (
                 Status::Broken,
-                format!("L{}: service returned {}: {body}", r.line, resp.status),
+                format!(
+                    "L{}: service answered {} {}",
+                    r.line,
+                    resp.status,
+                    error_summary(&resp.body)
+                ),
             );
         }
     }
