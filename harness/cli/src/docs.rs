@@ -116,7 +116,8 @@ pub fn article_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| {
                     f.is_file()
-                        && f.extension().is_some_and(|x| x == "md" || x == "txt" || x == "markdown")
+                        && f.extension()
+                            .is_some_and(|x| x == "md" || x == "txt" || x == "markdown")
                 })
                 .collect();
             files.sort();
@@ -138,7 +139,12 @@ fn default_articles(scenarios: &Path) -> Vec<PathBuf> {
     if local.is_dir() {
         return vec![local];
     }
-    vec![scenarios.parent().unwrap_or(Path::new(".")).join("docs/articles")]
+    vec![
+        scenarios
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("docs/articles"),
+    ]
 }
 
 /// Which article lines each scenario step exercises, from the scenario catalog.
@@ -166,7 +172,10 @@ pub fn coverage_entries(scenarios: &Path) -> Vec<CoverageEntry> {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn emit(text: &str, out: Option<&Path>) -> Result<()> {
@@ -196,7 +205,11 @@ pub fn check_files(
     coverage: &[CoverageEntry],
     mut timed: impl FnMut(&str, Duration),
 ) -> Vec<ArticleReport> {
-    let opts = CheckOptions { world, executor, coverage };
+    let opts = CheckOptions {
+        world,
+        executor,
+        coverage,
+    };
     files
         .iter()
         .map(|(name, text)| {
@@ -212,7 +225,8 @@ async fn check(args: CheckArgs, scenarios: &Path) -> Result<ExitCode> {
     let files = article_files(&args.articles)?;
     let mut inputs = Vec::new();
     for f in &files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         inputs.push((file_name(f), text));
     }
     let coverage = coverage_entries(scenarios);
@@ -234,7 +248,10 @@ async fn check(args: CheckArgs, scenarios: &Path) -> Result<ExitCode> {
             let fake = FakeDocsWorld::start(&prerequisites(&inputs)).await?;
             let setup = started.elapsed();
             if timings {
-                eprintln!("timing: scenario world on the fake cloud: {:.0} ms", setup.as_secs_f64() * 1e3);
+                eprintln!(
+                    "timing: scenario world on the fake cloud: {:.0} ms",
+                    setup.as_secs_f64() * 1e3
+                );
             }
             let line = fake.describe();
             let exec = FakeExecutor::new(tokio::runtime::Handle::current(), fake.clone());
@@ -253,18 +270,28 @@ async fn check(args: CheckArgs, scenarios: &Path) -> Result<ExitCode> {
         }
     };
     if timings {
-        eprintln!("timing: total {:.0} ms", started.elapsed().as_secs_f64() * 1e3);
+        eprintln!(
+            "timing: total {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
     let text = match args.format {
         DocsFormat::Text => render_text(&reports, &backend_line, args.all),
         DocsFormat::Json => report::render_json(&reports),
         DocsFormat::Markdown => {
-            format!("_Backend: {backend_line}._\n\n{}", report::render_markdown(&reports))
+            format!(
+                "_Backend: {backend_line}._\n\n{}",
+                report::render_markdown(&reports)
+            )
         }
     };
     emit(&text, args.out.as_deref())?;
     let broken: usize = reports.iter().map(|r| count(r, Status::Broken)).sum();
-    Ok(if broken == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if broken == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn count(r: &ArticleReport, s: Status) -> usize {
@@ -274,11 +301,18 @@ fn count(r: &ArticleReport, s: Status) -> usize {
 // ---------------------------------------------------------------------------------- coverage
 
 fn coverage(args: CoverageArgs, scenarios: &Path) -> Result<ExitCode> {
-    let paths = if args.articles.is_empty() { default_articles(scenarios) } else { args.articles.clone() };
+    let paths = if args.articles.is_empty() {
+        default_articles(scenarios)
+    } else {
+        args.articles.clone()
+    };
     let files = article_files(&paths)?;
     let mut inputs = Vec::new();
     for f in &files {
-        inputs.push((file_name(f), std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?));
+        inputs.push((
+            file_name(f),
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        ));
     }
     let entries = coverage_entries(scenarios);
     let reports = check_files(&inputs, &World::new(), &NotExecuted, &entries, |_, _| {});
@@ -311,25 +345,47 @@ fn pct(share: f64) -> String {
 }
 
 pub fn render_coverage_text(reports: &[ArticleReport]) -> String {
-    let mut s = String::from("Scenario coverage: request/command blocks exercised by a scenario step\n\n");
+    let mut s =
+        String::from("Scenario coverage: request/command blocks exercised by a scenario step\n\n");
     let _ = writeln!(s, "{:<28} {:>8} {:>6}", "article", "covered", "share");
     for r in reports {
         let c = &r.coverage;
-        let _ = writeln!(s, "{:<28} {:>8} {:>6}", r.article, format!("{}/{}", c.covered_blocks, c.actionable_blocks), pct(c.share));
+        let _ = writeln!(
+            s,
+            "{:<28} {:>8} {:>6}",
+            r.article,
+            format!("{}/{}", c.covered_blocks, c.actionable_blocks),
+            pct(c.share)
+        );
     }
     for r in reports {
         let _ = writeln!(s, "\n{}", r.article);
         let mut any = false;
-        for b in r.blocks.iter().filter(|b| b.kind.is_actionable() && !b.covered_by.is_empty()) {
+        for b in r
+            .blocks
+            .iter()
+            .filter(|b| b.kind.is_actionable() && !b.covered_by.is_empty())
+        {
             any = true;
-            let _ = writeln!(s, "  {:<12} {:<13} {}", lines(b.start_line, b.end_line), kind_label(b.kind), b.covered_by.join(", "));
+            let _ = writeln!(
+                s,
+                "  {:<12} {:<13} {}",
+                lines(b.start_line, b.end_line),
+                kind_label(b.kind),
+                b.covered_by.join(", ")
+            );
         }
         if !any {
             s.push_str("  no block is covered by a scenario yet\n");
         }
         if !r.coverage.uncovered_lines.is_empty() {
             let _ = writeln!(s, "  not covered ({}):", r.coverage.uncovered_lines.len());
-            let ls: Vec<String> = r.coverage.uncovered_lines.iter().map(|l| format!("L{l}")).collect();
+            let ls: Vec<String> = r
+                .coverage
+                .uncovered_lines
+                .iter()
+                .map(|l| format!("L{l}"))
+                .collect();
             wrap_list(&mut s, &ls, "    ");
         }
     }
@@ -337,16 +393,39 @@ pub fn render_coverage_text(reports: &[ArticleReport]) -> String {
 }
 
 fn render_coverage_markdown(reports: &[ArticleReport]) -> String {
-    let mut s = String::from("# Scenario coverage of the articles\n\n| Article | Covered | Share |\n|---|---:|---:|\n");
+    let mut s = String::from(
+        "# Scenario coverage of the articles\n\n| Article | Covered | Share |\n|---|---:|---:|\n",
+    );
     for r in reports {
         let c = &r.coverage;
-        let _ = writeln!(s, "| `{}` | {}/{} | {} |", r.article, c.covered_blocks, c.actionable_blocks, pct(c.share));
+        let _ = writeln!(
+            s,
+            "| `{}` | {}/{} | {} |",
+            r.article,
+            c.covered_blocks,
+            c.actionable_blocks,
+            pct(c.share)
+        );
     }
     for r in reports {
-        let _ = writeln!(s, "\n## `{}`\n\n| Lines | Kind | Covered by |\n|---|---|---|", r.article);
+        let _ = writeln!(
+            s,
+            "\n## `{}`\n\n| Lines | Kind | Covered by |\n|---|---|---|",
+            r.article
+        );
         for b in r.blocks.iter().filter(|b| b.kind.is_actionable()) {
-            let by = if b.covered_by.is_empty() { "—".to_string() } else { b.covered_by.join(", ") };
-            let _ = writeln!(s, "| {} | {} | {} |", lines(b.start_line, b.end_line), kind_label(b.kind), by);
+            let by = if b.covered_by.is_empty() {
+                "—".to_string()
+            } else {
+                b.covered_by.join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                lines(b.start_line, b.end_line),
+                kind_label(b.kind),
+                by
+            );
         }
     }
     s
@@ -355,7 +434,11 @@ fn render_coverage_markdown(reports: &[ArticleReport]) -> String {
 // -------------------------------------------------------------------------------- text report
 
 fn lines(a: usize, b: usize) -> String {
-    if a == b { format!("L{a}") } else { format!("L{a}-{b}") }
+    if a == b {
+        format!("L{a}")
+    } else {
+        format!("L{a}-{b}")
+    }
 }
 
 fn kind_label(k: mic_docs::classify::BlockKind) -> String {
@@ -408,7 +491,10 @@ fn reason_group(reason: &str) -> String {
         let prev_alnum = i > 0 && bytes[i - 1].is_ascii_alphanumeric();
         if c == 'L' && !prev_alnum && bytes.get(i + 1).is_some_and(char::is_ascii_digit) {
             let mut j = i + 1;
-            while j < bytes.len() && (bytes[j].is_ascii_digit() || (bytes[j] == '-' && bytes.get(j + 1).is_some_and(char::is_ascii_digit))) {
+            while j < bytes.len()
+                && (bytes[j].is_ascii_digit()
+                    || (bytes[j] == '-' && bytes.get(j + 1).is_some_and(char::is_ascii_digit)))
+            {
                 j += 1;
             }
             // Drop "L12: " prefixes entirely; keep a neutral word elsewhere.
@@ -427,18 +513,45 @@ fn reason_group(reason: &str) -> String {
         i += 1;
     }
     // "output of the block above, which was not executed: X" reads better as the cause.
-    let out = out.replace("output of the block above, which was not executed: ", "its request was not executed: ");
+    let out = out.replace(
+        "output of the block above, which was not executed: ",
+        "its request was not executed: ",
+    );
     // Coarse classes: the individual reasons are in `--all` and the JSON report.
     let classes: &[(&str, &str)] = &[
-        ("its request was not executed", "example output of a request or command that was not executed"),
-        ("output of the block at", "example output of a block with nothing to execute"),
-        ("which the scenario world does not provide", "needs names the scenario world does not provide (storage account, key vault, Data Lake, Cosmos DB ...)"),
-        ("CLI/PowerShell command: checked statically", "CLI/PowerShell command: checked statically, not replayed (its requests depend on the tool's defaults)"),
-        ("is not mapped", "command the checker does not map to a request yet"),
-        ("data-plane tool command", "data-plane tool command (storage, Cosmos DB CLI): not replayed"),
+        (
+            "its request was not executed",
+            "example output of a request or command that was not executed",
+        ),
+        (
+            "output of the block at",
+            "example output of a block with nothing to execute",
+        ),
+        (
+            "which the scenario world does not provide",
+            "needs names the scenario world does not provide (storage account, key vault, Data Lake, Cosmos DB ...)",
+        ),
+        (
+            "CLI/PowerShell command: checked statically",
+            "CLI/PowerShell command: checked statically, not replayed (its requests depend on the tool's defaults)",
+        ),
+        (
+            "is not mapped",
+            "command the checker does not map to a request yet",
+        ),
+        (
+            "data-plane tool command",
+            "data-plane tool command (storage, Cosmos DB CLI): not replayed",
+        ),
         ("source sample", "source code sample: not compiled or run"),
-        ("operator token from the CLI", "the operator's own token or sign-in: nothing to check"),
-        ("sign-in of the tool", "the operator's own token or sign-in: nothing to check"),
+        (
+            "operator token from the CLI",
+            "the operator's own token or sign-in: nothing to check",
+        ),
+        (
+            "sign-in of the tool",
+            "the operator's own token or sign-in: nothing to check",
+        ),
     ];
     for (needle, class) in classes {
         if out.contains(needle) {
@@ -455,7 +568,11 @@ fn section(heading: &str) -> Option<String> {
     if h.is_empty() || callout {
         return None;
     }
-    Some(if h.chars().count() > 70 { format!("{}...", h.chars().take(67).collect::<String>()) } else { h.to_string() })
+    Some(if h.chars().count() > 70 {
+        format!("{}...", h.chars().take(67).collect::<String>())
+    } else {
+        h.to_string()
+    })
 }
 
 /// The report a docs author reads: per article, what to fix first, then what works, then
@@ -463,8 +580,16 @@ fn section(heading: &str) -> Option<String> {
 pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> String {
     let mut s = String::new();
     let total: usize = reports.iter().map(|r| r.blocks.len()).sum();
-    let _ = writeln!(s, "mic docs check: {} article(s), {total} examples", reports.len());
-    let _ = writeln!(s, "backend: {backend}\n");
+    let _ = writeln!(
+        s,
+        "mic docs check: {} article(s), {total} examples",
+        reports.len()
+    );
+    let _ = writeln!(s, "backend: {}", backend.replace("; ", "\n         "));
+    let _ = writeln!(
+        s,
+        "broken = fails as written, drifted = runs but the doc shows something else, not checkable = the reason is given\n"
+    );
     let _ = writeln!(
         s,
         "{:<28} {:>8} {:>6} {:>8} {:>7} {:>14} {:>18}",
@@ -472,18 +597,42 @@ pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> Strin
     );
     let mut sums = [0usize; 5];
     for r in reports {
-        let row = [r.blocks.len(), count(r, Status::Works), count(r, Status::Drifted), count(r, Status::Broken), count(r, Status::NotCheckable)];
+        let row = [
+            r.blocks.len(),
+            count(r, Status::Works),
+            count(r, Status::Drifted),
+            count(r, Status::Broken),
+            count(r, Status::NotCheckable),
+        ];
         for (a, b) in sums.iter_mut().zip(row) {
             *a += b;
         }
-        let cov = format!("{}/{} ({})", r.coverage.covered_blocks, r.coverage.actionable_blocks, pct(r.coverage.share));
-        let _ = writeln!(s, "{:<28} {:>8} {:>6} {:>8} {:>7} {:>14} {:>18}", r.article, row[0], row[1], row[2], row[3], row[4], cov);
+        let cov = format!(
+            "{}/{} ({})",
+            r.coverage.covered_blocks,
+            r.coverage.actionable_blocks,
+            pct(r.coverage.share)
+        );
+        let _ = writeln!(
+            s,
+            "{:<28} {:>8} {:>6} {:>8} {:>7} {:>14} {:>18}",
+            r.article, row[0], row[1], row[2], row[3], row[4], cov
+        );
     }
     if reports.len() > 1 {
-        let _ = writeln!(s, "{:<28} {:>8} {:>6} {:>8} {:>7} {:>14}", "total", sums[0], sums[1], sums[2], sums[3], sums[4]);
+        let _ = writeln!(
+            s,
+            "{:<28} {:>8} {:>6} {:>8} {:>7} {:>14}",
+            "total", sums[0], sums[1], sums[2], sums[3], sums[4]
+        );
     }
     for r in reports {
-        let title = r.blocks.iter().map(|b| b.article_title.as_str()).find(|t| !t.is_empty()).unwrap_or("");
+        let title = r
+            .blocks
+            .iter()
+            .map(|b| b.article_title.as_str())
+            .find(|t| !t.is_empty())
+            .unwrap_or("");
         let _ = writeln!(s, "\n{}", "=".repeat(100));
         if title.is_empty() {
             let _ = writeln!(s, "{}", r.article);
@@ -504,8 +653,14 @@ pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> Strin
             continue;
         }
         for (status, head) in [
-            (Status::Broken, "BROKEN - these examples fail as written; fix them first"),
-            (Status::Drifted, "DRIFTED - these run, but the doc shows something the service no longer does"),
+            (
+                Status::Broken,
+                "BROKEN - these examples fail as written; fix them first",
+            ),
+            (
+                Status::Drifted,
+                "DRIFTED - these run, but the doc shows something the service no longer does",
+            ),
         ] {
             let blocks: Vec<_> = r.blocks.iter().filter(|b| b.status == status).collect();
             if blocks.is_empty() {
@@ -513,9 +668,20 @@ pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> Strin
             }
             let _ = writeln!(s, "\n  {head}");
             for b in blocks {
-                let place = section(&b.heading).map(|h| format!("in \"{h}\"")).unwrap_or_default();
-                let _ = writeln!(s, "  {:<12} {:<15} {place}", lines(b.start_line, b.end_line), kind_label(b.kind));
-                let problems: Vec<_> = b.findings.iter().filter(|f| f.severity != mic_docs::Severity::Note).collect();
+                let place = section(&b.heading)
+                    .map(|h| format!("in \"{h}\""))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "  {:<12} {:<15} {place}",
+                    lines(b.start_line, b.end_line),
+                    kind_label(b.kind)
+                );
+                let problems: Vec<_> = b
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity != mic_docs::Severity::Note)
+                    .collect();
                 if problems.is_empty() {
                     for part in clean_reason(&b.reason).split("; ") {
                         let _ = writeln!(s, "      {part}");
@@ -534,16 +700,28 @@ pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> Strin
                 }
             }
         }
-        let works: Vec<_> = r.blocks.iter().filter(|b| b.status == Status::Works).collect();
+        let works: Vec<_> = r
+            .blocks
+            .iter()
+            .filter(|b| b.status == Status::Works)
+            .collect();
         if !works.is_empty() {
-            let _ = writeln!(s, "\n  WORKS - {} examples ran and matched what the doc says", works.len());
+            let _ = writeln!(
+                s,
+                "\n  WORKS - {} examples ran and matched what the doc says",
+                works.len()
+            );
             let items: Vec<String> = works
                 .iter()
                 .map(|b| {
                     if b.covered_by.is_empty() {
                         lines(b.start_line, b.end_line)
                     } else {
-                        format!("{} [{}]", lines(b.start_line, b.end_line), b.covered_by.join(", "))
+                        format!(
+                            "{} [{}]",
+                            lines(b.start_line, b.end_line),
+                            b.covered_by.join(", ")
+                        )
                     }
                 })
                 .collect();
@@ -551,7 +729,10 @@ pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> Strin
         }
         let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for b in r.blocks.iter().filter(|b| b.status == Status::NotCheckable) {
-            groups.entry(reason_group(&b.reason)).or_default().push(lines(b.start_line, b.end_line));
+            groups
+                .entry(reason_group(&b.reason))
+                .or_default()
+                .push(lines(b.start_line, b.end_line));
         }
         if !groups.is_empty() {
             let n: usize = groups.values().map(Vec::len).sum();
@@ -573,8 +754,19 @@ fn problems_mention(b: &mic_docs::report::BlockReport) -> bool {
 
 fn render_all_blocks(s: &mut String, r: &ArticleReport) {
     for b in &r.blocks {
-        let cov = if b.covered_by.is_empty() { String::new() } else { format!(" [{}]", b.covered_by.join(", ")) };
-        let _ = writeln!(s, "  {:<12} {:<15} {:<14} {}{cov}", lines(b.start_line, b.end_line), kind_label(b.kind), b.status.label(), clean_reason(&b.reason));
+        let cov = if b.covered_by.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", b.covered_by.join(", "))
+        };
+        let _ = writeln!(
+            s,
+            "  {:<12} {:<15} {:<14} {}{cov}",
+            lines(b.start_line, b.end_line),
+            kind_label(b.kind),
+            b.status.label(),
+            clean_reason(&b.reason)
+        );
     }
 }
 
@@ -590,7 +782,9 @@ pub struct Prerequisites {
 }
 
 fn literal_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn push_unique(v: &mut Vec<String>, s: &str) {
@@ -606,12 +800,19 @@ fn identity_refs(s: &str, out: &mut Vec<(String, String)>) {
     let mut from = 0;
     while let Some(i) = lower[from..].find(MARK).map(|i| i + from) {
         let name_start = i + MARK.len();
-        let name_end = s[name_start..].find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).map_or(s.len(), |j| name_start + j);
+        let name_end = s[name_start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            .map_or(s.len(), |j| name_start + j);
         let name = &s[name_start..name_end];
         let before = &lower[..i];
         if let Some(g) = before.rfind("/resourcegroups/") {
             let rg = &s[g + "/resourcegroups/".len()..i];
-            if literal_name(rg) && literal_name(name) && !out.iter().any(|(r, n)| r.eq_ignore_ascii_case(rg) && n.eq_ignore_ascii_case(name)) {
+            if literal_name(rg)
+                && literal_name(name)
+                && !out
+                    .iter()
+                    .any(|(r, n)| r.eq_ignore_ascii_case(rg) && n.eq_ignore_ascii_case(name))
+            {
                 out.push((rg.to_string(), name.to_string()));
             }
         }
@@ -631,7 +832,12 @@ pub fn prerequisites(texts: &[(String, String)]) -> Prerequisites {
                     && op.method == "PUT"
                 {
                     let path = mic_docs::op::split_url(&op.url).path;
-                    if let Some(name) = path.trim_end_matches('/').rsplit('/').next().filter(|n| literal_name(n)) {
+                    if let Some(name) = path
+                        .trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .filter(|n| literal_name(n))
+                    {
                         push_unique(&mut p.resource_groups, name);
                     }
                 }
@@ -677,7 +883,13 @@ pub struct FakeDocsWorld {
     pub extra_identities: Vec<String>,
 }
 
-async fn send_json(client: &reqwest::Client, method: &str, url: &str, token: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+async fn send_json(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value)> {
     let m = reqwest::Method::from_bytes(method.as_bytes())?;
     let mut b = client.request(m, url).bearer_auth(token);
     if let Some(body) = body {
@@ -686,14 +898,19 @@ async fn send_json(client: &reqwest::Client, method: &str, url: &str, token: &st
     let resp = b.send().await.with_context(|| format!("{method} {url}"))?;
     let status = resp.status().as_u16();
     let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
 
 impl FakeDocsWorld {
     /// Start a fake cloud and provision the world through ARM REST as the deployer.
     pub async fn start(prereqs: &Prerequisites) -> Result<Self> {
         mic_backends::install_crypto_provider();
-        let cloud = FakeCloud::start(FakeConfig::default()).await.map_err(|e| anyhow!("starting the fake cloud: {e}"))?;
+        let cloud = FakeCloud::start(FakeConfig::default())
+            .await
+            .map_err(|e| anyhow!("starting the fake cloud: {e}"))?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -707,7 +924,11 @@ impl FakeDocsWorld {
         }
     }
 
-    async fn provision(cloud: FakeCloud, client: reqwest::Client, prereqs: &Prerequisites) -> Result<Self> {
+    async fn provision(
+        cloud: FakeCloud,
+        client: reqwest::Client,
+        prereqs: &Prerequisites,
+    ) -> Result<Self> {
         let d = cloud.deployer();
         let form = [
             ("grant_type", "client_credentials"),
@@ -716,12 +937,19 @@ impl FakeDocsWorld {
             ("resource", ARM_RESOURCE),
         ];
         let resp = client
-            .post(format!("{}/{}/oauth2/token", cloud.login_url(), cloud.tenant_id()))
+            .post(format!(
+                "{}/{}/oauth2/token",
+                cloud.login_url(),
+                cloud.tenant_id()
+            ))
             .form(&form)
             .send()
             .await?;
         let body: Value = resp.json().await?;
-        let operator_token = body["access_token"].as_str().ok_or_else(|| anyhow!("deployer sign-in failed: {body}"))?.to_string();
+        let operator_token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("deployer sign-in failed: {body}"))?
+            .to_string();
         let sub = cloud.subscription_id();
         let loc = cloud.location();
         let arm = cloud.arm_url();
@@ -739,10 +967,17 @@ impl FakeDocsWorld {
             }
         };
         put(rg_id.clone(), "2021-04-01", json!({"location": loc})).await?;
-        let uami_id = format!("{rg_id}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{UAMI}");
+        let uami_id =
+            format!("{rg_id}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{UAMI}");
         let uami = put(uami_id.clone(), "2018-11-30", json!({"location": loc})).await?;
-        let uami_client_id = uami["properties"]["clientId"].as_str().unwrap_or_default().to_string();
-        let uami_principal_id = uami["properties"]["principalId"].as_str().unwrap_or_default().to_string();
+        let uami_client_id = uami["properties"]["clientId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let uami_principal_id = uami["properties"]["principalId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let mut principals = vec![uami_principal_id.clone()];
         let mut vm_ids = Vec::new();
         for (name, os, users, is_vm) in [
@@ -750,11 +985,23 @@ impl FakeDocsWorld {
             (WINDOWS_VM, "windows", vec![], true),
             (VMSS, "linux", vec![], false),
         ] {
-            let ty = if is_vm { "virtualMachines" } else { "virtualMachineScaleSets" };
+            let ty = if is_vm {
+                "virtualMachines"
+            } else {
+                "virtualMachineScaleSets"
+            };
             let id = format!("{rg_id}/providers/Microsoft.Compute/{ty}/{name}");
             let identity = mic_core::driver::identity_body(VM_API, true, &users, &[]);
-            let v = put(id.clone(), VM_API, compute_body(is_vm, name, &loc, os, identity, &rg_id)).await?;
-            let principal = v["identity"]["principalId"].as_str().unwrap_or_default().to_string();
+            let v = put(
+                id.clone(),
+                VM_API,
+                compute_body(is_vm, name, &loc, os, identity, &rg_id),
+            )
+            .await?;
+            let principal = v["identity"]["principalId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             principals.push(principal);
             vm_ids.push(id);
         }
@@ -768,7 +1015,11 @@ impl FakeDocsWorld {
         .await?;
         // What the articles' setup steps create, next to the main group.
         let mut groups = vec![rg_id.clone()];
-        for g in prereqs.resource_groups.iter().filter(|g| !g.eq_ignore_ascii_case(RG)) {
+        for g in prereqs
+            .resource_groups
+            .iter()
+            .filter(|g| !g.eq_ignore_ascii_case(RG))
+        {
             let id = format!("/subscriptions/{sub}/resourceGroups/{g}");
             put(id.clone(), "2021-04-01", json!({"location": loc})).await?;
             groups.push(id);
@@ -777,10 +1028,13 @@ impl FakeDocsWorld {
             if g.eq_ignore_ascii_case(RG) && n.eq_ignore_ascii_case(UAMI) {
                 continue;
             }
-            let id = format!("/subscriptions/{sub}/resourceGroups/{g}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{n}");
+            let id = format!(
+                "/subscriptions/{sub}/resourceGroups/{g}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{n}"
+            );
             put(id, "2018-11-30", json!({"location": loc})).await?;
         }
-        let reader = mic_core::roles::find_role("Reader").ok_or_else(|| anyhow!("no Reader role"))?;
+        let reader =
+            mic_core::roles::find_role("Reader").ok_or_else(|| anyhow!("no Reader role"))?;
         for scope in &groups {
             for p in principals.iter().filter(|p| !p.is_empty()) {
                 put(
@@ -791,15 +1045,24 @@ impl FakeDocsWorld {
                 .await?;
             }
         }
-        let extra_groups: Vec<String> = groups.iter().skip(1).map(|g| g.rsplit('/').next().unwrap_or(g).to_string()).collect();
-        let imds = cloud.imds_url(&host_vm_id).ok_or_else(|| anyhow!("{LINUX_VM} has no IMDS endpoint"))?;
+        let extra_groups: Vec<String> = groups
+            .iter()
+            .skip(1)
+            .map(|g| g.rsplit('/').next().unwrap_or(g).to_string())
+            .collect();
+        let imds = cloud
+            .imds_url(&host_vm_id)
+            .ok_or_else(|| anyhow!("{LINUX_VM} has no IMDS endpoint"))?;
         let resp = client
             .get(format!("{imds}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={ARM_RESOURCE}"))
             .header("Metadata", "true")
             .send()
             .await?;
         let body: Value = resp.json().await?;
-        let vm_token = body["access_token"].as_str().ok_or_else(|| anyhow!("IMDS token for {LINUX_VM} failed: {body}"))?.to_string();
+        let vm_token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("IMDS token for {LINUX_VM} failed: {body}"))?
+            .to_string();
         let mut w = World::new();
         w.set("subscription_id", sub.clone())
             .set("resource_group", RG)
@@ -842,8 +1105,16 @@ impl FakeDocsWorld {
             let _ = write!(
                 s,
                 "; from the articles' setup steps: groups {}; identities {}",
-                if self.extra_groups.is_empty() { "-".into() } else { self.extra_groups.join(", ") },
-                if self.extra_identities.is_empty() { "-".into() } else { self.extra_identities.join(", ") }
+                if self.extra_groups.is_empty() {
+                    "-".into()
+                } else {
+                    self.extra_groups.join(", ")
+                },
+                if self.extra_identities.is_empty() {
+                    "-".into()
+                } else {
+                    self.extra_identities.join(", ")
+                }
             );
         }
         s
@@ -851,13 +1122,32 @@ impl FakeDocsWorld {
 
     /// Put `myVM`'s identities back after a doc example rewrote them.
     async fn restore_host(&self) {
-        let identity = mic_core::driver::identity_body(VM_API, true, std::slice::from_ref(&self.uami_id), &[]);
-        let url = format!("{}{}?api-version={VM_API}", self.cloud.arm_url(), self.host_vm_id);
-        let _ = send_json(&self.client, "PATCH", &url, &self.operator_token, Some(&json!({"identity": identity}))).await;
+        let identity =
+            mic_core::driver::identity_body(VM_API, true, std::slice::from_ref(&self.uami_id), &[]);
+        let url = format!(
+            "{}{}?api-version={VM_API}",
+            self.cloud.arm_url(),
+            self.host_vm_id
+        );
+        let _ = send_json(
+            &self.client,
+            "PATCH",
+            &url,
+            &self.operator_token,
+            Some(&json!({"identity": identity})),
+        )
+        .await;
     }
 }
 
-fn compute_body(is_vm: bool, name: &str, location: &str, os: &str, identity: Value, rg_id: &str) -> Value {
+fn compute_body(
+    is_vm: bool,
+    name: &str,
+    location: &str,
+    os: &str,
+    identity: Value,
+    rg_id: &str,
+) -> Value {
     let image = if os == "windows" {
         json!({"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2019-Datacenter", "version": "latest"})
     } else {
@@ -906,22 +1196,42 @@ impl FakeExecutor {
         let (scheme_host, rest) = split_origin(url);
         match req.service {
             Service::Imds => {
-                let base = w.cloud.imds_url(&w.host_vm_id).ok_or("the VM has no IMDS endpoint")?;
+                let base = w
+                    .cloud
+                    .imds_url(&w.host_vm_id)
+                    .ok_or("the VM has no IMDS endpoint")?;
                 Ok(format!("{base}{}", self.sample_identity(rest)))
             }
             Service::Extension => match w.cloud.extension_url(&w.host_vm_id) {
                 Some(base) => Ok(format!("{base}{}", self.sample_identity(rest))),
-                None => Err("the VM extension endpoint is not running (extension not installed)".into()),
+                None => {
+                    Err("the VM extension endpoint is not running (extension not installed)".into())
+                }
             },
             Service::Arm => {
-                if !scheme_host.to_ascii_lowercase().starts_with("https://management.azure.com") {
-                    return Err(format!("`{scheme_host}` is not the public-cloud Resource Manager the fake serves"));
+                if !scheme_host
+                    .to_ascii_lowercase()
+                    .starts_with("https://management.azure.com")
+                {
+                    return Err(format!(
+                        "`{scheme_host}` is not the public-cloud Resource Manager the fake serves"
+                    ));
                 }
-                Ok(format!("{}{}", w.cloud.arm_url(), self.sample_subscription(rest)))
+                Ok(format!(
+                    "{}{}",
+                    w.cloud.arm_url(),
+                    self.sample_subscription(rest)
+                ))
             }
-            Service::Local | Service::Unknown => Err(format!("`{scheme_host}` is not a service the checker can call")),
+            Service::Local | Service::Unknown => Err(format!(
+                "`{scheme_host}` is not a service the checker can call"
+            )),
             data => {
-                let host = scheme_host.split("://").nth(1).unwrap_or(scheme_host).to_ascii_lowercase();
+                let host = scheme_host
+                    .split("://")
+                    .nth(1)
+                    .unwrap_or(scheme_host)
+                    .to_ascii_lowercase();
                 let first = host.split('.').next().unwrap_or("");
                 let prefix = match data {
                     Service::Blob => "blob",
@@ -933,14 +1243,25 @@ impl FakeExecutor {
                     _ => "",
                 };
                 let urls = w.cloud.service_urls();
-                let wanted = if data == Service::Graph { "graph".to_string() } else { format!("{prefix}:{first}") };
-                if let Some((_, base)) = urls.iter().find(|(n, _)| n.eq_ignore_ascii_case(&wanted)) {
+                let wanted = if data == Service::Graph {
+                    "graph".to_string()
+                } else {
+                    format!("{prefix}:{first}")
+                };
+                if let Some((_, base)) = urls.iter().find(|(n, _)| n.eq_ignore_ascii_case(&wanted))
+                {
                     return Ok(format!("{}{rest}", base.trim_end_matches('/')));
                 }
                 if urls.iter().any(|(n, _)| n.starts_with(prefix)) {
-                    Err(format!("the scenario world has no {} `{host}`", data.name()))
+                    Err(format!(
+                        "the scenario world has no {} `{host}`",
+                        data.name()
+                    ))
                 } else {
-                    Err(format!("the fake cloud has no {} data plane yet", data.name()))
+                    Err(format!(
+                        "the fake cloud has no {} data plane yet",
+                        data.name()
+                    ))
                 }
             }
         }
@@ -949,12 +1270,21 @@ impl FakeExecutor {
     /// `/subscriptions/<sample GUID>/` stands for the reader's subscription.
     fn sample_subscription(&self, path: &str) -> String {
         let lower = path.to_ascii_lowercase();
-        let Some(i) = lower.find("/subscriptions/") else { return path.to_string() };
+        let Some(i) = lower.find("/subscriptions/") else {
+            return path.to_string();
+        };
         let start = i + "/subscriptions/".len();
-        let end = path[start..].find(['/', '?']).map_or(path.len(), |j| start + j);
+        let end = path[start..]
+            .find(['/', '?'])
+            .map_or(path.len(), |j| start + j);
         let seg = &path[start..end];
         if seg != self.world.subscription_id && mic_docs::placeholder::looks_like_guid(seg) {
-            format!("{}{}{}", &path[..start], self.world.subscription_id, &path[end..])
+            format!(
+                "{}{}{}",
+                &path[..start],
+                self.world.subscription_id,
+                &path[end..]
+            )
         } else {
             path.to_string()
         }
@@ -962,17 +1292,23 @@ impl FakeExecutor {
 
     /// A sample GUID in `client_id=` / `object_id=` stands for the reader's identity.
     fn sample_identity(&self, rest: &str) -> String {
-        let Some((path, query)) = rest.split_once('?') else { return rest.to_string() };
+        let Some((path, query)) = rest.split_once('?') else {
+            return rest.to_string();
+        };
         let w = &self.world;
         let parts: Vec<String> = query
             .split('&')
             .map(|p| {
                 let (k, v) = p.split_once('=').unwrap_or((p, ""));
                 let known = [&w.uami_client_id, &w.uami_principal_id, &w.vm_principal_id];
-                if mic_docs::placeholder::looks_like_guid(v) && !known.iter().any(|x| x.eq_ignore_ascii_case(v)) {
+                if mic_docs::placeholder::looks_like_guid(v)
+                    && !known.iter().any(|x| x.eq_ignore_ascii_case(v))
+                {
                     match k.to_ascii_lowercase().as_str() {
                         "client_id" => return format!("{k}={}", w.uami_client_id),
-                        "object_id" | "principal_id" => return format!("{k}={}", w.uami_principal_id),
+                        "object_id" | "principal_id" => {
+                            return format!("{k}={}", w.uami_principal_id);
+                        }
                         _ => {}
                     }
                 }
@@ -983,7 +1319,8 @@ impl FakeExecutor {
     }
 
     async fn send(&self, req: &ResolvedRequest, url: String) -> Result<ExecResponse, String> {
-        let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| format!("method `{}`: {e}", req.method))?;
+        let method = reqwest::Method::from_bytes(req.method.as_bytes())
+            .map_err(|e| format!("method `{}`: {e}", req.method))?;
         let mut b = self.world.client.request(method, &url);
         let write = !matches!(req.method.as_str(), "GET" | "HEAD");
         for (k, v) in &req.headers {
@@ -992,7 +1329,11 @@ impl FakeExecutor {
             }
             let mut v = v.clone();
             // The REST how-tos write with the operator's token (`az account get-access-token`).
-            if req.service == Service::Arm && write && k.eq_ignore_ascii_case("authorization") && v.contains(&self.world.vm_token) {
+            if req.service == Service::Arm
+                && write
+                && k.eq_ignore_ascii_case("authorization")
+                && v.contains(&self.world.vm_token)
+            {
                 v = v.replace(&self.world.vm_token, &self.world.operator_token);
             }
             b = b.header(k.as_str(), v);
@@ -1000,20 +1341,44 @@ impl FakeExecutor {
         if let Some(body) = &req.body {
             b = b.body(body.clone());
         }
-        let resp = b.send().await.map_err(|e| format!("could not send the request: {e}"))?;
+        let resp = b
+            .send()
+            .await
+            .map_err(|e| format!("could not send the request: {e}"))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let body = resp.text().await.map_err(|e| format!("reading the response: {e}"))?;
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| format!("reading the response: {e}"))?;
         // Errors read better in the doc's own terms than with the world's ids.
-        let body = if status >= 400 { body.replace(&self.world.subscription_id, "<SUBSCRIPTION ID>") } else { body };
-        if req.service == Service::Arm && write && url.to_ascii_lowercase().contains(&self.world.host_vm_id.to_ascii_lowercase()) {
+        let body = if status >= 400 {
+            body.replace(&self.world.subscription_id, "<SUBSCRIPTION ID>")
+        } else {
+            body
+        };
+        if req.service == Service::Arm
+            && write
+            && url
+                .to_ascii_lowercase()
+                .contains(&self.world.host_vm_id.to_ascii_lowercase())
+        {
             self.world.restore_host().await;
         }
-        Ok(ExecResponse { status, headers, body })
+        Ok(ExecResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -1031,14 +1396,21 @@ impl Executor for FakeExecutor {
         if req.inferred {
             return Err(format!(
                 "{} command: checked statically; the checker does not replay CLI/PowerShell commands (their requests depend on the tool's defaults)",
-                if req.url.is_empty() { "local" } else { "CLI/PowerShell" }
+                if req.url.is_empty() {
+                    "local"
+                } else {
+                    "CLI/PowerShell"
+                }
             ));
         }
         if req.service == Service::Arm && req.headers.is_empty() && req.body.is_none() {
             return Err("request line only (the doc lists its headers separately); nothing to send as written".into());
         }
         if !req.unresolved.is_empty() {
-            return Err(format!("needs {} which the scenario world does not provide", req.unresolved.join(", ")));
+            return Err(format!(
+                "needs {} which the scenario world does not provide",
+                req.unresolved.join(", ")
+            ));
         }
         let url = self.route(req)?;
         self.handle.block_on(self.send(req, url))
@@ -1052,16 +1424,29 @@ mod tests {
     #[test]
     fn reason_groups_drop_line_numbers() {
         assert_eq!(
-            reason_group("parsed and statically consistent; L1783: the fake cloud has no Key Vault (data plane) data plane yet"),
+            reason_group(
+                "parsed and statically consistent; L1783: the fake cloud has no Key Vault (data plane) data plane yet"
+            ),
             "the fake cloud has no Key Vault (data plane) data plane yet"
         );
         assert_eq!(
-            reason_group("output of L653, which was not executed: needs <X> which the scenario world does not provide"),
+            reason_group(
+                "output of L653, which was not executed: needs <X> which the scenario world does not provide"
+            ),
             "example output of a request or command that was not executed"
         );
         assert_eq!(section("NOTE"), None);
-        assert_eq!(section("Read properties").as_deref(), Some("Read properties"));
-        assert_eq!(split_origin("https://management.azure.com/subscriptions/x?a=b"), ("https://management.azure.com", "/subscriptions/x?a=b"));
-        assert_eq!(split_origin("http://169.254.169.254"), ("http://169.254.169.254", ""));
+        assert_eq!(
+            section("Read properties").as_deref(),
+            Some("Read properties")
+        );
+        assert_eq!(
+            split_origin("https://management.azure.com/subscriptions/x?a=b"),
+            ("https://management.azure.com", "/subscriptions/x?a=b")
+        );
+        assert_eq!(
+            split_origin("http://169.254.169.254"),
+            ("http://169.254.169.254", "")
+        );
     }
 }
