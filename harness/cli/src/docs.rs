@@ -100,7 +100,7 @@ pub enum DocsFormat {
 pub async fn run(cmd: DocsCommand, scenarios: &Path) -> Result<ExitCode> {
     match cmd {
         DocsCommand::Check(args) => check(args, scenarios).await,
-        DocsCommand::Coverage(args) => coverage(args, scenarios),
+        DocsCommand::Coverage(args) => coverage(&args, scenarios),
     }
 }
 
@@ -300,7 +300,7 @@ fn count(r: &ArticleReport, s: Status) -> usize {
 
 // ---------------------------------------------------------------------------------- coverage
 
-fn coverage(args: CoverageArgs, scenarios: &Path) -> Result<ExitCode> {
+fn coverage(args: &CoverageArgs, scenarios: &Path) -> Result<ExitCode> {
     let paths = if args.articles.is_empty() {
         default_articles(scenarios)
     } else {
@@ -460,7 +460,7 @@ fn wrap_list(s: &mut String, items: &[String], indent: &str) {
     let mut line = String::from(indent);
     for (i, it) in items.iter().enumerate() {
         let sep = if i + 1 < items.len() { ", " } else { "" };
-        if line.len() + it.len() + sep.len() > 100 && line.trim().len() > 0 {
+        if line.len() + it.len() + sep.len() > 100 && !line.trim().is_empty() {
             let _ = writeln!(s, "{}", line.trim_end());
             line = String::from(indent);
         }
@@ -995,7 +995,7 @@ impl FakeDocsWorld {
             let v = put(
                 id.clone(),
                 VM_API,
-                compute_body(is_vm, name, &loc, os, identity, &rg_id),
+                compute_body(is_vm, name, &loc, os, &identity, &rg_id),
             )
             .await?;
             let principal = v["identity"]["principalId"]
@@ -1145,7 +1145,7 @@ fn compute_body(
     name: &str,
     location: &str,
     os: &str,
-    identity: Value,
+    identity: &Value,
     rg_id: &str,
 ) -> Value {
     let image = if os == "windows" {
