@@ -585,7 +585,7 @@ pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> Strin
         "mic docs check: {} article(s), {total} examples",
         reports.len()
     );
-    let _ = writeln!(s, "backend: {}", backend.replace("; ", "\n         "));
+    let _ = writeln!(s, "backend: {}", backend.replace('\n', "\n         "));
     let _ = writeln!(
         s,
         "broken = fails as written, drifted = runs but the doc shows something else, not checkable = the reason is given\n"
@@ -1097,14 +1097,15 @@ impl FakeDocsWorld {
         })
     }
 
+    /// One line per fact (the text report indents them, Markdown joins them).
     pub fn describe(&self) -> String {
         let mut s = format!(
-            "fake cloud; scenario world: resource group {RG}, {LINUX_VM} (Linux; system-assigned + {UAMI}; IMDS host), {WINDOWS_VM} (Windows), {VMSS}; identities are Reader on the groups"
+            "fake cloud\nscenario world: resource group {RG}; {LINUX_VM} (Linux, system-assigned + {UAMI}, IMDS host); {WINDOWS_VM} (Windows); {VMSS}; identities are Reader on the groups"
         );
         if !self.extra_groups.is_empty() || !self.extra_identities.is_empty() {
             let _ = write!(
                 s,
-                "; from the articles' setup steps: groups {}; identities {}",
+                "\nfrom the articles' setup steps: groups {}; identities {}",
                 if self.extra_groups.is_empty() {
                     "-".into()
                 } else {
