@@ -280,7 +280,8 @@ async fn check(args: CheckArgs, scenarios: &Path) -> Result<ExitCode> {
         DocsFormat::Json => report::render_json(&reports),
         DocsFormat::Markdown => {
             format!(
-                "_Backend: {backend_line}._\n\n{}",
+                "_Backend: {}._\n\n{}",
+                backend_line.replace('\n', "; "),
                 report::render_markdown(&reports)
             )
         }
