@@ -3,6 +3,8 @@
 //! Exit codes: 0 success, 1 a scenario failed (the cloud behaved unexpectedly),
 //! 2 a scenario file is wrong (diagnostics; nothing ran).
 
+mod docs;
+
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -81,6 +83,11 @@ enum Command {
         /// Also sweep runs that still look alive.
         #[arg(long)]
         all_runs: bool,
+    },
+    /// Check the examples in docs articles (`mic docs check ARTICLE...`, `mic docs coverage`).
+    Docs {
+        #[command(subcommand)]
+        command: docs::DocsCommand,
     },
     /// Measure per-scenario and whole-suite time on the fake backend.
     Bench {
@@ -165,6 +172,11 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    if let Command::Docs { command } = cli.command {
+        // Articles can be checked without a scenario directory (coverage is then empty).
+        let dir = resolve_scenarios_dir(&cli.scenarios).unwrap_or(cli.scenarios);
+        return docs::run(command, &dir).await;
+    }
     let dir = resolve_scenarios_dir(&cli.scenarios)?;
     match cli.command {
         Command::Check { paths } => Ok(check(&dir, &paths)),
@@ -199,6 +211,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             all_runs,
         } => live::sweep(dry_run, wait, all_runs).await,
         Command::Bench { iterations } => bench(&dir, iterations).await,
+        Command::Docs { .. } => unreachable!("handled above"),
     }
 }
 

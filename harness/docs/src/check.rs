@@ -975,6 +975,7 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
                 a,
                 req.map(|r| (&blocks[r], exec[r].as_slice())),
                 &block_findings,
+                opts.world,
             )
         } else {
             other_status(a, &block_findings)
@@ -1023,6 +1024,51 @@ fn with_more(f: &Finding, all: &[Finding], sev: Severity) -> String {
     }
 }
 
+/// `Code: message` of an ARM (`{"error":{"code","message"}}`) or OAuth
+/// (`{"error","error_description"}`) error body; else the start of the body.
+fn error_summary(body: &str) -> String {
+    let cut = |s: &str, n: usize| {
+        if s.chars().count() > n {
+            format!("{}...", s.chars().take(n).collect::<String>())
+        } else {
+            s.to_string()
+        }
+    };
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        let e = v.get("error").unwrap_or(&Value::Null);
+        let (code, msg) = match e {
+            Value::Object(o) => (
+                o.get("code").and_then(Value::as_str),
+                o.get("message").and_then(Value::as_str),
+            ),
+            Value::String(c) => (
+                Some(c.as_str()),
+                v.get("error_description").and_then(Value::as_str),
+            ),
+            _ => (None, None),
+        };
+        if let Some(c) = code {
+            // Compute wraps the real cause in its message: show the innermost one.
+            let inner = msg.and_then(|m| {
+                let i = m.rfind("\"message\":\"")? + "\"message\":\"".len();
+                let rest = &m[i..];
+                Some(rest[..rest.find('"').unwrap_or(rest.len())].to_string())
+            });
+            return match (msg, inner) {
+                (Some(_), Some(inner)) => format!("{c}: {}", cut(&inner, 300)),
+                (Some(m), None) => format!("{c}: {}", cut(m, 300)),
+                (None, _) => c.to_string(),
+            };
+        }
+    }
+    let b = body.trim();
+    if b.is_empty() {
+        "(empty body)".into()
+    } else {
+        cut(b, 200)
+    }
+}
+
 fn actionable_status(
     a: &BlockAnalysis,
     results: &[ExecResult],
@@ -1035,10 +1081,14 @@ fn actionable_status(
         if let Ok(resp) = &r.outcome
             && resp.status >= 400
         {
-            let body: String = resp.body.chars().take(200).collect();
             return (
                 Status::Broken,
-                format!("L{}: service returned {}: {body}", r.line, resp.status),
+                format!(
+                    "L{}: service answered {} {}",
+                    r.line,
+                    resp.status,
+                    error_summary(&resp.body)
+                ),
             );
         }
     }
@@ -1092,10 +1142,29 @@ fn actionable_status(
     (Status::Works, reason)
 }
 
+/// The value at a `compare` path (`a.b[0].c`).
+fn value_at<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    let mut cur = v;
+    for part in path.split('.') {
+        let (key, idx) = match part.split_once('[') {
+            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        if !key.is_empty() {
+            cur = cur.get(key)?;
+        }
+        if let Some(i) = idx {
+            cur = cur.get(i)?;
+        }
+    }
+    Some(cur)
+}
+
 fn response_status(
     a: &BlockAnalysis,
     req: Option<(&BlockAnalysis, &[ExecResult])>,
     findings: &[Finding],
+    world: &World,
 ) -> (Status, String) {
     if let Some(f) = first_with(findings, Severity::Error) {
         return (Status::Broken, with_more(f, findings, Severity::Error));
@@ -1161,7 +1230,19 @@ fn response_status(
         );
     };
     let diffs = compare(doc, &actual);
-    let drift: Vec<&Difference> = diffs.iter().filter(|d| d.drift).collect();
+    // A value the world filled in (the reader's own resource group, VM...) where the doc
+    // shows its sample name is not drift.
+    let filled = |d: &Difference| {
+        value_at(&actual, &d.path)
+            .and_then(Value::as_str)
+            .is_some_and(|s| {
+                world
+                    .values()
+                    .any(|w| !w.is_empty() && (s == w || (w.len() >= 8 && s.contains(w))))
+            })
+            && value_at(doc, &d.path).is_some_and(Value::is_string)
+    };
+    let drift: Vec<&Difference> = diffs.iter().filter(|d| d.drift && !filled(d)).collect();
     if drift.is_empty() {
         let extra = diffs.len();
         if extra > 0 {

@@ -164,6 +164,11 @@ impl World {
         self
     }
 
+    /// Every value the world holds.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.values.values().map(String::as_str)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(&normalise(name)).map(String::as_str)
     }

@@ -1,0 +1,253 @@
+//! `mic docs check` end to end: the seed articles against the fake cloud, and mutations of a
+//! correct article flagged at the right line (through the CLI, JSON report).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Run `mic docs check --format json` on `articles`; (exit code, reports).
+fn check(articles: &[&Path]) -> (i32, Vec<Value>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mic"))
+        .current_dir(repo())
+        .args(["docs", "check", "--format", "json"])
+        .args(articles)
+        .output()
+        .expect("run mic");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reports: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON report: {e}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), reports)
+}
+
+fn article<'a>(reports: &'a [Value], name: &str) -> &'a Value {
+    reports
+        .iter()
+        .find(|r| r["article"] == name)
+        .unwrap_or_else(|| panic!("no report for {name}"))
+}
+
+/// The block whose lines contain `line`.
+fn block_at(report: &Value, line: u64) -> &Value {
+    report["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| {
+            b["start_line"].as_u64().unwrap() <= line && line <= b["end_line"].as_u64().unwrap()
+        })
+        .unwrap_or_else(|| panic!("no block at L{line}"))
+}
+
+fn status(b: &Value) -> &str {
+    b["status"].as_str().unwrap()
+}
+
+fn reason(b: &Value) -> &str {
+    b["reason"].as_str().unwrap()
+}
+
+fn has_finding(b: &Value, kind: &str, line: u64) -> bool {
+    b["findings"].as_array().unwrap().iter().any(|f| {
+        f["kind"] == kind
+            && f["line"].as_u64().unwrap() <= line
+            && line
+                <= f["end_line"]
+                    .as_u64()
+                    .unwrap()
+                    .max(f["line"].as_u64().unwrap())
+    })
+}
+
+#[test]
+fn seed_articles_against_the_fake_cloud() {
+    let dir = repo().join("docs/articles");
+    let (code, reports) = check(&[&dir]);
+    assert_eq!(code, 1, "broken examples exit 1");
+    assert_eq!(reports.len(), 5);
+    for r in &reports {
+        for b in r["blocks"].as_array().unwrap() {
+            assert!(
+                ["works", "drifted", "broken", "not-checkable"].contains(&status(b)),
+                "{} L{}: {}",
+                r["article"],
+                b["start_line"],
+                b["status"]
+            );
+            assert!(
+                !reason(b).trim().is_empty(),
+                "{} L{} has no reason",
+                r["article"],
+                b["start_line"]
+            );
+        }
+    }
+    let r004 = article(&reports, "004_68e52737ddb40452.txt");
+    // Static: PowerShell hashtable written with `:`.
+    let b = block_at(r004, 1130);
+    assert_eq!(status(b), "broken");
+    assert!(has_finding(b, "malformed-header", 1130), "{b:#}");
+    // Static: an extra `}` after the example response.
+    let b = block_at(r004, 3397);
+    assert_eq!(status(b), "broken");
+    assert!(has_finding(b, "malformed-json", 3397), "{b:#}");
+    // Execution: the token response shows `expires_in` as a number; IMDS returns a string.
+    let b = block_at(r004, 545);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(
+        reason(b).contains("L545: expires_in: doc shows number 3599, service returns string"),
+        "{}",
+        reason(b)
+    );
+    // Execution: `<<SUBSCRIPTION ID>>` in the identity id makes Compute answer 400.
+    let b = block_at(r004, 4971);
+    assert_eq!(status(b), "broken");
+    assert!(
+        reason(b).contains("L4971: service answered 400 FailedIdentityOperation"),
+        "{}",
+        reason(b)
+    );
+    assert!(reason(b).contains("<<SUBSCRIPTION ID>>"), "{}", reason(b));
+    // Execution: a space inside `resourceGroup s` in the URL.
+    let b = block_at(r004, 8883);
+    assert_eq!(status(b), "broken");
+    assert!(reason(b).contains("404 InvalidRequestUri"), "{}", reason(b));
+    // Static: an api-version the scale-set provider does not accept.
+    let b = block_at(r004, 7123);
+    assert!(has_finding(b, "api-version-not-accepted", 7123));
+    // The IMDS and ARM examples of the tutorials run and match.
+    for line in [531, 559, 565, 3782, 3812] {
+        let b = block_at(r004, line);
+        assert_eq!(status(b), "works", "L{line}: {}", reason(b));
+    }
+    let r002 = article(&reports, "002_b842000a364b5c0e.txt");
+    assert_eq!(status(block_at(r002, 151)), "works");
+    assert_eq!(
+        status(block_at(r002, 160)),
+        "works",
+        "{}",
+        reason(block_at(r002, 160))
+    );
+    // Data planes the fake does not serve yet are "not checkable" with the reason.
+    let kv = block_at(r004, 1783);
+    assert_eq!(status(kv), "not-checkable");
+    // Coverage comes from the scenario catalog's `lines`.
+    let b = block_at(r004, 531);
+    assert!(
+        b["covered_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "arm/linux-vm-system-assigned/token"),
+        "{b:#}"
+    );
+    assert!(r004["coverage"]["covered_blocks"].as_u64().unwrap() > 0);
+}
+
+const ARTICLE: &str = include_str!("data/docs_linux_vm_arm.md");
+
+fn line_of(text: &str, needle: &str) -> u64 {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i as u64 + 1)
+        .expect("needle")
+}
+
+fn check_text(name: &str, text: &str) -> (i32, Value) {
+    let dir = std::env::temp_dir().join(format!("mic-docs-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.md"));
+    std::fs::write(&path, text).unwrap();
+    let (code, mut reports) = check(&[&path]);
+    let _ = std::fs::remove_dir_all(&dir);
+    (code, reports.remove(0))
+}
+
+fn mutate(from: &str, to: &str) -> String {
+    assert!(ARTICLE.contains(from), "`{from}` not in the article");
+    ARTICLE.replacen(from, to, 1)
+}
+
+#[test]
+fn correct_article_works_on_the_fake_cloud() {
+    let (code, r) = check_text("correct", ARTICLE);
+    assert_eq!(code, 0);
+    for b in r["blocks"].as_array().unwrap() {
+        let expected = if b["kind"] == "az-cli" {
+            "not-checkable"
+        } else {
+            "works"
+        };
+        assert_eq!(status(b), expected, "L{}: {}", b["start_line"], reason(b));
+    }
+}
+
+#[test]
+fn mutations_are_flagged_at_their_line() {
+    // (name, from, to, marker to find the line, expected status, text the reason must contain)
+    let cases = [
+        (
+            "arm-api-version",
+            "api-version=2016-09-01",
+            "api-version=2016-09-31",
+            "2016-09-31",
+            "broken",
+            "2016-09-31",
+        ),
+        (
+            "unknown-resource",
+            "management.azure.com%2F'",
+            "management.azure.comm%2F'",
+            "azure.comm",
+            "broken",
+            "management.azure.comm",
+        ),
+        (
+            "no-metadata",
+            "' -H Metadata:true",
+            "'",
+            "169.254.169.254",
+            "broken",
+            "Metadata",
+        ),
+        (
+            "renamed-field",
+            "\"token_type\": \"Bearer\"",
+            "\"tokenType\": \"Bearer\"",
+            "tokenType",
+            "drifted",
+            "tokenType",
+        ),
+        // Found only by execution: the resource group does not exist, so Resource Manager denies.
+        (
+            "other-group",
+            "<RESOURCE GROUP>?api-version",
+            "otherGroup?api-version",
+            "otherGroup?api",
+            "broken",
+            "AuthorizationFailed",
+        ),
+    ];
+    for (name, from, to, marker, want, why) in cases {
+        let text = mutate(from, to);
+        let line = line_of(&text, marker);
+        let (code, r) = check_text(name, &text);
+        let b = block_at(&r, line);
+        assert_eq!(status(b), want, "{name}: L{line}: {}", reason(b));
+        assert!(
+            reason(b).contains(&format!("L{line}")),
+            "{name}: reason names the line: {}",
+            reason(b)
+        );
+        assert!(reason(b).contains(why), "{name}: {}", reason(b));
+        assert_eq!(code, i32::from(want == "broken"), "{name}: exit code");
+    }
+}
