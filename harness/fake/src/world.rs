@@ -125,6 +125,10 @@ pub(crate) struct State {
     pub faults: HashMap<String, FaultState>,
     /// Servers of the world itself (token service, ARM).
     pub main_servers: Vec<ServerHandle>,
+    /// Key Vault data planes, keyed by lower-case vault id.
+    pub vaults: BTreeMap<String, crate::keyvault::VaultData>,
+    /// Cosmos DB data planes, keyed by lower-case account id.
+    pub cosmos_accounts: BTreeMap<String, crate::cosmos::AccountData>,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {
