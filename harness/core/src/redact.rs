@@ -29,7 +29,8 @@ static ISO_TIME: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 static HTTP_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
+    // Case-insensitive: Cosmos DB echoes the lower-cased date of its string-to-sign.
+    Regex::new(r"(?i)\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
         .expect("valid regex")
 });
 static SAS_SIG: LazyLock<Regex> =

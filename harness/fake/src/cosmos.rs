@@ -285,7 +285,10 @@ pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
                             format!("cannot start the account's data plane: {e}"),
                         )
                     })?;
-                world.lock().cosmos_accounts.insert(
+                let mut st = world.lock();
+                st.service_urls
+                    .insert(format!("cosmos:{name}"), server.url());
+                st.cosmos_accounts.insert(
                     key.clone(),
                     AccountData {
                         name: name.clone(),

@@ -303,7 +303,10 @@ pub(crate) fn vault(world: &Arc<World>, req: &Req) -> ArmResult {
                             format!("cannot start the vault's data plane: {e}"),
                         )
                     })?;
-                world.lock().vaults.insert(
+                let mut st = world.lock();
+                st.service_urls
+                    .insert(format!("vault:{name}"), server.url());
+                st.vaults.insert(
                     key.clone(),
                     VaultData {
                         name: name.clone(),

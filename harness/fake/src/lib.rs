@@ -227,15 +227,12 @@ impl FakeCloud {
     /// Data-plane base URLs by logical name (e.g. `blob:myaccount`), for transcripts: the
     /// same service must get the same name on the live backend. Data planes register here.
     pub fn service_urls(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let st = self.world.lock();
-        for v in st.vaults.values() {
-            out.push((format!("vault:{}", v.name), v.server.url()));
-        }
-        for a in st.cosmos_accounts.values() {
-            out.push((format!("cosmos:{}", a.name), a.server.url()));
-        }
-        out
+        self.world
+            .lock()
+            .service_urls
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     pub fn describe(&self) -> String {

@@ -129,6 +129,9 @@ pub(crate) struct State {
     pub vaults: BTreeMap<String, crate::keyvault::VaultData>,
     /// Cosmos DB data planes, keyed by lower-case account id.
     pub cosmos_accounts: BTreeMap<String, crate::cosmos::AccountData>,
+    /// Every data-plane base URL ever started, by logical name (`vault:<name>`): kept after
+    /// the resource is deleted so transcripts rendered after teardown still name them.
+    pub service_urls: BTreeMap<String, String>,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {
