@@ -30,7 +30,7 @@ static ISO_TIME: LazyLock<Regex> = LazyLock::new(|| {
 });
 static HTTP_DATE: LazyLock<Regex> = LazyLock::new(|| {
     // Case-insensitive: Cosmos DB echoes the lower-cased date of its string-to-sign.
-    Regex::new(r"(?i)\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
+    Regex::new(r"(?i)(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
         .expect("valid regex")
 });
 static SAS_SIG: LazyLock<Regex> =
