@@ -48,7 +48,11 @@ fn removing_the_grant_steps_makes_every_positive_scenario_fail_with_403_naming_t
         let status = f.mismatches.iter().find(|m| m.what == "status").map(|m| m.actual.clone()).unwrap_or_default();
         assert!(status.starts_with("403"), "{}: expected a 403, got {status} ({})", s.id.value, f.message);
         assert!(
-            out.transcript.contains("does not have authorization to perform action '"),
+            // ARM names the action; Key Vault names the missing secret permission (access
+            // policies) or the data action (RBAC).
+            out.transcript.contains("does not have authorization to perform action '")
+                || out.transcript.contains("does not have secrets ")
+                || out.transcript.contains("\\r\\nAction: '"),
             "{}: the 403 does not name the missing action:\n{}",
             s.id.value,
             out.transcript

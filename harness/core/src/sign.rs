@@ -44,15 +44,25 @@ pub fn apply(inputs: &BTreeMap<String, String>, req: &mut HttpRequest) -> Result
 }
 
 fn request_header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
-    req.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    req.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
-fn cosmos_master(inputs: &BTreeMap<String, String>, req: &mut HttpRequest) -> Result<(), SignError> {
+fn cosmos_master(
+    inputs: &BTreeMap<String, String>,
+    req: &mut HttpRequest,
+) -> Result<(), SignError> {
     let scheme = "cosmos_master".to_string();
-    let key = inputs.get("key").ok_or(SignError::Missing { scheme: scheme.clone(), field: "key" })?;
-    let resource_type = inputs
-        .get("resource_type")
-        .ok_or(SignError::Missing { scheme: scheme.clone(), field: "resource_type" })?;
+    let key = inputs.get("key").ok_or(SignError::Missing {
+        scheme: scheme.clone(),
+        field: "key",
+    })?;
+    let resource_type = inputs.get("resource_type").ok_or(SignError::Missing {
+        scheme: scheme.clone(),
+        field: "resource_type",
+    })?;
     let resource_link = inputs.get("resource_link").map_or("", String::as_str);
     let date = match request_header(req, "x-ms-date") {
         Some(d) => d.to_string(),
@@ -73,7 +83,13 @@ fn cosmos_master(inputs: &BTreeMap<String, String>, req: &mut HttpRequest) -> Re
 
 /// The URL-encoded master-key `authorization` value (lower-case hex escapes, as the .NET
 /// sample's `HttpUtility.UrlEncode` prints).
-pub fn cosmos_authorization(verb: &str, resource_type: &str, resource_link: &str, date: &str, key_b64: &str) -> Result<String, String> {
+pub fn cosmos_authorization(
+    verb: &str,
+    resource_type: &str,
+    resource_link: &str,
+    date: &str,
+    key_b64: &str,
+) -> Result<String, String> {
     let key = base64::engine::general_purpose::STANDARD
         .decode(key_b64.trim())
         .map_err(|e| format!("`key` is not base64: {e}"))?;
@@ -90,7 +106,8 @@ pub fn cosmos_authorization(verb: &str, resource_type: &str, resource_link: &str
     let raw = format!("type=master&ver=1.0&sig={sig}");
     let mut out = String::new();
     for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'*' | b'(' | b')') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'*' | b'(' | b')')
+        {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("%{b:02x}"));
@@ -105,13 +122,35 @@ mod tests {
     use rstest::rstest;
 
     /// Microsoft's documented example key ("Access control in the Azure Cosmos DB SQL API").
-    const DOC_KEY: &str = "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxLzR4y+O/0H/t4bQtVNw==";
+    const DOC_KEY: &str =
+        "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxLzR4y+O/0H/t4bQtVNw==";
 
     #[rstest]
-    #[case::documented_get_database("GET", "dbs", "dbs/ToDoList", "Thu, 27 Apr 2017 00:51:12 GMT", "type%3dmaster%26ver%3d1.0%26sig%3dc09PEVJrgp2uQRkr934kFbTqhByc7TVr3OHyqlu%2bc%2bc%3d")]
-    #[case::verb_and_date_case_do_not_matter("get", "DBS", "dbs/ToDoList", "thu, 27 apr 2017 00:51:12 gmt", "type%3dmaster%26ver%3d1.0%26sig%3dc09PEVJrgp2uQRkr934kFbTqhByc7TVr3OHyqlu%2bc%2bc%3d")]
-    fn documented_vectors(#[case] verb: &str, #[case] ty: &str, #[case] link: &str, #[case] date: &str, #[case] want: &str) {
-        assert_eq!(cosmos_authorization(verb, ty, link, date, DOC_KEY).unwrap(), want);
+    #[case::documented_get_database(
+        "GET",
+        "dbs",
+        "dbs/ToDoList",
+        "Thu, 27 Apr 2017 00:51:12 GMT",
+        "type%3dmaster%26ver%3d1.0%26sig%3dc09PEVJrgp2uQRkr934kFbTqhByc7TVr3OHyqlu%2bc%2bc%3d"
+    )]
+    #[case::verb_and_date_case_do_not_matter(
+        "get",
+        "DBS",
+        "dbs/ToDoList",
+        "thu, 27 apr 2017 00:51:12 gmt",
+        "type%3dmaster%26ver%3d1.0%26sig%3dc09PEVJrgp2uQRkr934kFbTqhByc7TVr3OHyqlu%2bc%2bc%3d"
+    )]
+    fn documented_vectors(
+        #[case] verb: &str,
+        #[case] ty: &str,
+        #[case] link: &str,
+        #[case] date: &str,
+        #[case] want: &str,
+    ) {
+        assert_eq!(
+            cosmos_authorization(verb, ty, link, date, DOC_KEY).unwrap(),
+            want
+        );
     }
 
     #[rstest]
@@ -119,19 +158,39 @@ mod tests {
     #[case::other_verb("POST", "dbs", "dbs/ToDoList")]
     #[case::other_type("GET", "colls", "dbs/ToDoList")]
     fn inputs_change_the_signature(#[case] verb: &str, #[case] ty: &str, #[case] link: &str) {
-        let doc = cosmos_authorization("GET", "dbs", "dbs/ToDoList", "Thu, 27 Apr 2017 00:51:12 GMT", DOC_KEY).unwrap();
-        assert_ne!(cosmos_authorization(verb, ty, link, "Thu, 27 Apr 2017 00:51:12 GMT", DOC_KEY).unwrap(), doc);
+        let doc = cosmos_authorization(
+            "GET",
+            "dbs",
+            "dbs/ToDoList",
+            "Thu, 27 Apr 2017 00:51:12 GMT",
+            DOC_KEY,
+        )
+        .unwrap();
+        assert_ne!(
+            cosmos_authorization(verb, ty, link, "Thu, 27 Apr 2017 00:51:12 GMT", DOC_KEY).unwrap(),
+            doc
+        );
     }
 
     #[test]
     fn apply_sets_headers_and_keeps_a_given_date() {
-        let mut req = HttpRequest::new("GET", "http://x/dbs/ToDoList").header("x-ms-date", "Thu, 27 Apr 2017 00:51:12 GMT");
-        let inputs: BTreeMap<String, String> = [("scheme", "cosmos_master"), ("key", DOC_KEY), ("resource_type", "dbs"), ("resource_link", "dbs/ToDoList")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut req = HttpRequest::new("GET", "http://x/dbs/ToDoList")
+            .header("x-ms-date", "Thu, 27 Apr 2017 00:51:12 GMT");
+        let inputs: BTreeMap<String, String> = [
+            ("scheme", "cosmos_master"),
+            ("key", DOC_KEY),
+            ("resource_type", "dbs"),
+            ("resource_link", "dbs/ToDoList"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         apply(&inputs, &mut req).unwrap();
-        assert!(request_header(&req, "authorization").unwrap().ends_with("c%2bc%3d"));
+        assert!(
+            request_header(&req, "authorization")
+                .unwrap()
+                .ends_with("c%2bc%3d")
+        );
         assert_eq!(request_header(&req, "x-ms-version"), Some("2018-12-31"));
     }
 
@@ -140,11 +199,20 @@ mod tests {
         let mut req = HttpRequest::new("GET", "http://x/");
         let mut inputs = BTreeMap::new();
         inputs.insert("scheme".to_string(), "cosmos_master".to_string());
-        assert!(matches!(apply(&inputs, &mut req), Err(SignError::Missing { .. })));
+        assert!(matches!(
+            apply(&inputs, &mut req),
+            Err(SignError::Missing { .. })
+        ));
         inputs.insert("key".into(), "not base64!".into());
         inputs.insert("resource_type".into(), "dbs".into());
-        assert!(matches!(apply(&inputs, &mut req), Err(SignError::Invalid { .. })));
+        assert!(matches!(
+            apply(&inputs, &mut req),
+            Err(SignError::Invalid { .. })
+        ));
         inputs.insert("scheme".into(), "nope".into());
-        assert!(matches!(apply(&inputs, &mut req), Err(SignError::UnknownScheme(_))));
+        assert!(matches!(
+            apply(&inputs, &mut req),
+            Err(SignError::UnknownScheme(_))
+        ));
     }
 }

@@ -80,7 +80,9 @@ pub(crate) const ARM_VERSIONS: &[&str] = &[
 
 const GATEWAY: &str = "Microsoft.Azure.Documents.Common/2.14.0";
 /// How long a signed request stays valid after its `x-ms-date`, and how far ahead it may be.
+#[allow(clippy::duration_suboptimal_units)] // from_mins is newer than the MSRV
 const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+#[allow(clippy::duration_suboptimal_units)]
 const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// A database, collection or document.
@@ -94,6 +96,9 @@ pub(crate) struct Item {
     pub body: Map<String, Value>,
 }
 
+/// Collection id -> (collection, document id -> document).
+pub(crate) type Collections = BTreeMap<String, (Item, BTreeMap<String, Item>)>;
+
 /// Data-plane state of one account.
 pub(crate) struct AccountData {
     pub name: String,
@@ -101,7 +106,7 @@ pub(crate) struct AccountData {
     /// Four keys: primary, secondary, primary read-only, secondary read-only.
     pub keys: [String; 4],
     /// Database id -> (database, collection id -> (collection, document id -> document)).
-    pub dbs: BTreeMap<String, (Item, BTreeMap<String, (Item, BTreeMap<String, Item>)>)>,
+    pub dbs: BTreeMap<String, (Item, Collections)>,
 }
 
 /// The string a master-key signature covers.
@@ -117,7 +122,9 @@ pub fn string_to_sign(verb: &str, resource_type: &str, resource_link: &str, date
 
 /// base64(HMAC-SHA256(base64decode(key), payload)); `None` when the key is not base64.
 pub fn signature(key_b64: &str, payload: &str) -> Option<String> {
-    let key = base64::engine::general_purpose::STANDARD.decode(key_b64.trim()).ok()?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key_b64.trim())
+        .ok()?;
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).ok()?;
     mac.update(payload.as_bytes());
     Some(base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
@@ -157,9 +164,13 @@ fn render(st: &WorldState, req: &Req, r: &Resource) -> Value {
     let mut p = r.properties.as_object().cloned().unwrap_or_default();
     p.insert("provisioningState".into(), json!("Succeeded"));
     if let Some(a) = st.cosmos_accounts.get(&r.id.to_ascii_lowercase()) {
-        p.insert("documentEndpoint".into(), json!(format!("{}/", a.server.url())));
+        p.insert(
+            "documentEndpoint".into(),
+            json!(format!("{}/", a.server.url())),
+        );
     }
-    p.entry("databaseAccountOfferType").or_insert(json!("Standard"));
+    p.entry("databaseAccountOfferType")
+        .or_insert(json!("Standard"));
     p.entry("consistencyPolicy").or_insert(json!({
         "defaultConsistencyLevel": "Session", "maxIntervalInSeconds": 5, "maxStalenessPrefix": 100
     }));
@@ -174,7 +185,8 @@ fn render(st: &WorldState, req: &Req, r: &Resource) -> Value {
     p.insert("readLocations".into(), loc);
     if req.is_new_api("2019-08-01") {
         p.entry("enableAutomaticFailover").or_insert(json!(false));
-        p.entry("enableMultipleWriteLocations").or_insert(json!(false));
+        p.entry("enableMultipleWriteLocations")
+            .or_insert(json!(false));
         p.entry("disableLocalAuth").or_insert(json!(false));
         p.entry("publicNetworkAccess").or_insert(json!("Enabled"));
     }
@@ -186,7 +198,10 @@ fn render(st: &WorldState, req: &Req, r: &Resource) -> Value {
 fn valid_account_name(n: &str) -> bool {
     (3..=50).contains(&n.len())
         && n.split('-').all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         })
 }
 
@@ -254,11 +269,15 @@ pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
             let mut extra = Map::new();
             extra.insert(
                 "kind".into(),
-                body.get("kind").cloned().unwrap_or_else(|| json!("GlobalDocumentDB")),
+                body.get("kind")
+                    .cloned()
+                    .unwrap_or_else(|| json!("GlobalDocumentDB")),
             );
             let existing = world.lock().resources.get(&key).cloned();
             let r = Resource {
-                id: existing.as_ref().map_or_else(|| id.clone(), |e| e.id.clone()),
+                id: existing
+                    .as_ref()
+                    .map_or_else(|| id.clone(), |e| e.id.clone()),
                 resource_group: rg.clone(),
                 rtype: FULL.to_owned(),
                 name: name.clone(),
@@ -320,7 +339,12 @@ pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
 
 /// `POST listKeys` (all four keys), `GET|POST readonlykeys` (the two read-only keys).
 pub(crate) fn keys(world: &Arc<World>, req: &Req, op: &str) -> ArmResult {
-    arm::check_provider_version(req, &world.config.location, "databaseAccounts", ARM_VERSIONS)?;
+    arm::check_provider_version(
+        req,
+        &world.config.location,
+        "databaseAccounts",
+        ARM_VERSIONS,
+    )?;
     let read_only = op.eq_ignore_ascii_case("readonlykeys");
     let action = match (read_only, &req.method) {
         (false, &Method::POST) => "listKeys/action",
@@ -364,9 +388,14 @@ fn cosmos_error(status: StatusCode, code: &str, message: &str, activity: &str) -
     )
 }
 
-async fn data_handle(State((world, key)): State<(Arc<World>, Arc<String>)>, req: Request) -> Response {
+async fn data_handle(
+    State((world, key)): State<(Arc<World>, Arc<String>)>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 2 * 1024 * 1024).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 2 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
     let activity = util::guid();
     let mut resp = data_process(&world, &key, &parts, &body, &activity);
     let h = resp.headers_mut();
@@ -430,11 +459,25 @@ fn data_process(
     activity: &str,
 ) -> Response {
     let path = util::decode(parts.uri.path(), false);
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let Some((rtype, link)) = classify(&segs, &parts.method) else {
-        return cosmos_error(StatusCode::NOT_FOUND, "NotFound", "The requested resource could not be found.", activity);
+        return cosmos_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "The requested resource could not be found.",
+            activity,
+        );
     };
-    let header = |n: &str| parts.headers.get(n).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let header = |n: &str| {
+        parts
+            .headers
+            .get(n)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
     let Some(auth) = header("authorization") else {
         return cosmos_error(
             StatusCode::UNAUTHORIZED,
@@ -443,7 +486,9 @@ fn data_process(
             activity,
         );
     };
-    let date = header("x-ms-date").or_else(|| header("date")).unwrap_or_default();
+    let date = header("x-ms-date")
+        .or_else(|| header("date"))
+        .unwrap_or_default();
     let verb = parts.method.as_str().to_ascii_lowercase();
     let payload = string_to_sign(&verb, rtype, &link, &date);
     let mismatch = || {
@@ -465,7 +510,14 @@ fn data_process(
     }
     let keys = match world.lock().cosmos_accounts.get(key) {
         Some(a) => a.keys.clone(),
-        None => return cosmos_error(StatusCode::NOT_FOUND, "NotFound", "The account was not found.", activity),
+        None => {
+            return cosmos_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "The account was not found.",
+                activity,
+            );
+        }
     };
     let matched = keys
         .iter()
@@ -558,11 +610,20 @@ fn item_json(item: &Item, self_link: &str, kind: &str) -> Value {
 }
 
 #[allow(clippy::too_many_lines)]
-fn operate(world: &Arc<World>, key: &str, method: &Method, segs: &[&str], body: &Bytes, activity: &str) -> Response {
+fn operate(
+    world: &Arc<World>,
+    key: &str,
+    method: &Method,
+    segs: &[&str],
+    body: &Bytes,
+    activity: &str,
+) -> Response {
     let parse_body = || -> Result<(String, Map<String, Value>), Response> {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => match m.get("id").and_then(Value::as_str) {
-                Some(id) if !id.is_empty() && !id.contains(['/', '\\', '?', '#']) => Ok((id.to_owned(), m)),
+                Some(id) if !id.is_empty() && !id.contains(['/', '\\', '?', '#']) => {
+                    Ok((id.to_owned(), m))
+                }
                 _ => Err(cosmos_error(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
@@ -594,13 +655,16 @@ fn operate(world: &Arc<World>, key: &str, method: &Method, segs: &[&str], body: 
     match (method.clone(), segs) {
         (Method::GET, []) => {
             let url = acct.server.url();
-            json_response(StatusCode::OK, &json!({
-                "id": acct.name, "_rid": format!("{}.documents.azure.com", acct.name), "media": "//media/",
-                "addresses": "//addresses/", "_dbs": "//dbs/",
-                "writableLocations": [{"name": world.config.location, "databaseAccountEndpoint": format!("{url}/")}],
-                "readableLocations": [{"name": world.config.location, "databaseAccountEndpoint": format!("{url}/")}],
-                "userConsistencyPolicy": {"defaultConsistencyLevel": "Session"},
-            }))
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "id": acct.name, "_rid": format!("{}.documents.azure.com", acct.name), "media": "//media/",
+                    "addresses": "//addresses/", "_dbs": "//dbs/",
+                    "writableLocations": [{"name": world.config.location, "databaseAccountEndpoint": format!("{url}/")}],
+                    "readableLocations": [{"name": world.config.location, "databaseAccountEndpoint": format!("{url}/")}],
+                    "userConsistencyPolicy": {"defaultConsistencyLevel": "Session"},
+                }),
+            )
         }
         (Method::GET, ["dbs"]) => {
             let list: Vec<Value> = acct
@@ -609,7 +673,10 @@ fn operate(world: &Arc<World>, key: &str, method: &Method, segs: &[&str], body: 
                 .map(|(db, _)| item_json(db, &format!("dbs/{}/", db.rid), "dbs"))
                 .collect();
             let n = list.len();
-            json_response(StatusCode::OK, &json!({"_rid": "", "Databases": list, "_count": n}))
+            json_response(
+                StatusCode::OK,
+                &json!({"_rid": "", "Databases": list, "_count": n}),
+            )
         }
         (Method::POST, ["dbs"]) => {
             let (id, b) = match parse_body() {
@@ -625,7 +692,10 @@ fn operate(world: &Arc<World>, key: &str, method: &Method, segs: &[&str], body: 
             json_response(StatusCode::CREATED, &v)
         }
         (Method::GET, ["dbs", d]) => match acct.dbs.get(*d) {
-            Some((db, _)) => json_response(StatusCode::OK, &item_json(db, &format!("dbs/{}/", db.rid), "dbs")),
+            Some((db, _)) => json_response(
+                StatusCode::OK,
+                &item_json(db, &format!("dbs/{}/", db.rid), "dbs"),
+            ),
             None => not_found(activity),
         },
         (Method::DELETE, ["dbs", d]) => match acct.dbs.remove(*d) {
@@ -636,10 +706,15 @@ fn operate(world: &Arc<World>, key: &str, method: &Method, segs: &[&str], body: 
             Some((db, colls)) => {
                 let list: Vec<Value> = colls
                     .values()
-                    .map(|(c, _)| item_json(c, &format!("dbs/{}/colls/{}/", db.rid, c.rid), "colls"))
+                    .map(|(c, _)| {
+                        item_json(c, &format!("dbs/{}/colls/{}/", db.rid, c.rid), "colls")
+                    })
                     .collect();
                 let n = list.len();
-                json_response(StatusCode::OK, &json!({"_rid": db.rid, "DocumentCollections": list, "_count": n}))
+                json_response(
+                    StatusCode::OK,
+                    &json!({"_rid": db.rid, "DocumentCollections": list, "_count": n}),
+                )
             }
             None => not_found(activity),
         },
@@ -659,25 +734,44 @@ fn operate(world: &Arc<World>, key: &str, method: &Method, segs: &[&str], body: 
             colls.insert(id, (c, BTreeMap::new()));
             json_response(StatusCode::CREATED, &v)
         }
-        (Method::GET, ["dbs", d, "colls", c]) => match acct.dbs.get(*d).and_then(|(db, cs)| Some((db, cs.get(*c)?))) {
+        (Method::GET, ["dbs", d, "colls", c]) => match acct
+            .dbs
+            .get(*d)
+            .and_then(|(db, cs)| Some((db, cs.get(*c)?)))
+        {
             Some((db, (c, _))) => json_response(
                 StatusCode::OK,
                 &item_json(c, &format!("dbs/{}/colls/{}/", db.rid, c.rid), "colls"),
             ),
             None => not_found(activity),
         },
-        (Method::DELETE, ["dbs", d, "colls", c]) => match acct.dbs.get_mut(*d).and_then(|(_, cs)| cs.remove(*c)) {
-            Some(_) => axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT),
-            None => not_found(activity),
-        },
-        (Method::GET, ["dbs", d, "colls", c, "docs"]) => match acct.dbs.get(*d).and_then(|(db, cs)| Some((db, cs.get(*c)?))) {
+        (Method::DELETE, ["dbs", d, "colls", c]) => {
+            match acct.dbs.get_mut(*d).and_then(|(_, cs)| cs.remove(*c)) {
+                Some(_) => axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT),
+                None => not_found(activity),
+            }
+        }
+        (Method::GET, ["dbs", d, "colls", c, "docs"]) => match acct
+            .dbs
+            .get(*d)
+            .and_then(|(db, cs)| Some((db, cs.get(*c)?)))
+        {
             Some((db, (coll, docs))) => {
                 let list: Vec<Value> = docs
                     .values()
-                    .map(|doc| item_json(doc, &format!("dbs/{}/colls/{}/docs/{}/", db.rid, coll.rid, doc.rid), "docs"))
+                    .map(|doc| {
+                        item_json(
+                            doc,
+                            &format!("dbs/{}/colls/{}/docs/{}/", db.rid, coll.rid, doc.rid),
+                            "docs",
+                        )
+                    })
                     .collect();
                 let n = list.len();
-                json_response(StatusCode::OK, &json!({"_rid": coll.rid, "Documents": list, "_count": n}))
+                json_response(
+                    StatusCode::OK,
+                    &json!({"_rid": coll.rid, "Documents": list, "_count": n}),
+                )
             }
             None => not_found(activity),
         },
@@ -686,14 +780,22 @@ fn operate(world: &Arc<World>, key: &str, method: &Method, segs: &[&str], body: 
                 Ok(x) => x,
                 Err(r) => return r,
             };
-            let Some((db, (coll, docs))) = acct.dbs.get_mut(*d).and_then(|(db, cs)| Some((&*db, cs.get_mut(*c)?))) else {
+            let Some((db, (coll, docs))) = acct
+                .dbs
+                .get_mut(*d)
+                .and_then(|(db, cs)| Some((&*db, cs.get_mut(*c)?)))
+            else {
                 return not_found(activity);
             };
             if docs.contains_key(&id) {
                 return conflict();
             }
             let doc = new_item(&now_world, &id, b);
-            let v = item_json(&doc, &format!("dbs/{}/colls/{}/docs/{}/", db.rid, coll.rid, doc.rid), "docs");
+            let v = item_json(
+                &doc,
+                &format!("dbs/{}/colls/{}/docs/{}/", db.rid, coll.rid, doc.rid),
+                "docs",
+            );
             docs.insert(id, doc);
             json_response(StatusCode::CREATED, &v)
         }
@@ -704,7 +806,11 @@ fn operate(world: &Arc<World>, key: &str, method: &Method, segs: &[&str], body: 
             }) {
                 Some((db, coll, doc)) => json_response(
                     StatusCode::OK,
-                    &item_json(doc, &format!("dbs/{}/colls/{}/docs/{}/", db.rid, coll.rid, doc.rid), "docs"),
+                    &item_json(
+                        doc,
+                        &format!("dbs/{}/colls/{}/docs/{}/", db.rid, coll.rid, doc.rid),
+                        "docs",
+                    ),
                 ),
                 None => not_found(activity),
             }
@@ -724,12 +830,28 @@ mod tests {
     use rstest::rstest;
 
     /// Microsoft's documented example ("Access control in the Azure Cosmos DB SQL API").
-    const DOC_KEY: &str = "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxLzR4y+O/0H/t4bQtVNw==";
+    const DOC_KEY: &str =
+        "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxLzR4y+O/0H/t4bQtVNw==";
 
     #[rstest]
-    #[case::doc_example("GET", "dbs", "dbs/ToDoList", "Thu, 27 Apr 2017 00:51:12 GMT", "c09PEVJrgp2uQRkr934kFbTqhByc7TVr3OHyqlu+c+c=")]
-    fn documented_signature(#[case] verb: &str, #[case] ty: &str, #[case] link: &str, #[case] date: &str, #[case] want: &str) {
-        assert_eq!(signature(DOC_KEY, &string_to_sign(verb, ty, link, date)).as_deref(), Some(want));
+    #[case::doc_example(
+        "GET",
+        "dbs",
+        "dbs/ToDoList",
+        "Thu, 27 Apr 2017 00:51:12 GMT",
+        "c09PEVJrgp2uQRkr934kFbTqhByc7TVr3OHyqlu+c+c="
+    )]
+    fn documented_signature(
+        #[case] verb: &str,
+        #[case] ty: &str,
+        #[case] link: &str,
+        #[case] date: &str,
+        #[case] want: &str,
+    ) {
+        assert_eq!(
+            signature(DOC_KEY, &string_to_sign(verb, ty, link, date)).as_deref(),
+            Some(want)
+        );
     }
 
     #[rstest]
@@ -739,7 +861,12 @@ mod tests {
     #[case::create_coll(&["dbs", "x", "colls"], Method::POST, "colls", "dbs/x")]
     #[case::read_coll(&["dbs", "x", "colls", "y"], Method::GET, "colls", "dbs/x/colls/y")]
     #[case::create_doc(&["dbs", "x", "colls", "y", "docs"], Method::POST, "docs", "dbs/x/colls/y")]
-    fn resource_links(#[case] segs: &[&str], #[case] m: Method, #[case] ty: &str, #[case] link: &str) {
+    fn resource_links(
+        #[case] segs: &[&str],
+        #[case] m: Method,
+        #[case] ty: &str,
+        #[case] link: &str,
+    ) {
         assert_eq!(
             classify(segs, &m).map(|(t, l)| (t.to_owned(), l)),
             Some((ty.to_owned(), link.to_owned()))

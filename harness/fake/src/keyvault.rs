@@ -86,6 +86,7 @@ pub(crate) struct SecretVersion {
 
 /// Data-plane state of one vault (the ARM side lives in `State::resources`).
 pub(crate) struct VaultData {
+    #[allow(dead_code)] // kept for debugging output; URLs are named through `State::service_urls`.
     pub name: String,
     pub server: ServerHandle,
     /// Lower-case secret name -> (name as first set, versions oldest first).
@@ -149,7 +150,9 @@ fn check_policies(v: Option<&Value>) -> Result<Vec<Value>, ArmError> {
         return Ok(Vec::new());
     };
     let Some(items) = v.as_array() else {
-        return Err(invalid("Invalid value found at accessPolicies: expected an array."));
+        return Err(invalid(
+            "Invalid value found at accessPolicies: expected an array.",
+        ));
     };
     let mut out = Vec::new();
     for (i, p) in items.iter().enumerate() {
@@ -266,7 +269,9 @@ pub(crate) fn vault(world: &Arc<World>, req: &Req) -> ArmResult {
                 .get("sku")
                 .and_then(|s| s.get("name"))
                 .and_then(Value::as_str)
-                .is_some_and(|n| n.eq_ignore_ascii_case("standard") || n.eq_ignore_ascii_case("premium"))
+                .is_some_and(|n| {
+                    n.eq_ignore_ascii_case("standard") || n.eq_ignore_ascii_case("premium")
+                })
             {
                 return Err(invalid(
                     "The parameter properties.sku is required: {\"family\":\"A\",\"name\":\"standard\"|\"premium\"}.",
@@ -275,7 +280,9 @@ pub(crate) fn vault(world: &Arc<World>, req: &Req) -> ArmResult {
             let policies = check_policies(props.get("accessPolicies"))?;
             props.insert("accessPolicies".into(), Value::Array(policies));
             let r = Resource {
-                id: existing.as_ref().map_or_else(|| id.clone(), |e| e.id.clone()),
+                id: existing
+                    .as_ref()
+                    .map_or_else(|| id.clone(), |e| e.id.clone()),
                 resource_group: rg.clone(),
                 rtype: FULL.to_owned(),
                 name: name.clone(),
@@ -341,12 +348,22 @@ fn merge_permissions(into: &mut Value, add: &Value, remove: bool) {
         let mut cur: Vec<String> = into
             .get(kind)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         let delta: Vec<String> = add
             .get(kind)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         if remove {
             cur.retain(|p| !delta.iter().any(|d| d.eq_ignore_ascii_case(p)));
@@ -377,7 +394,12 @@ fn same_principal(a: &Value, b: &Value) -> bool {
 
 /// `PUT .../vaults/{name}/accessPolicies/{add|replace|remove}` (Vaults_UpdateAccessPolicy).
 pub(crate) fn access_policies(world: &Arc<World>, req: &Req, kind: &str) -> ArmResult {
-    arm::check_provider_version(req, &world.config.location, "vaults/accessPolicies", ARM_VERSIONS)?;
+    arm::check_provider_version(
+        req,
+        &world.config.location,
+        "vaults/accessPolicies",
+        ARM_VERSIONS,
+    )?;
     if req.method != Method::PUT {
         return Err(arm::method_not_allowed(req));
     }
@@ -385,7 +407,12 @@ pub(crate) fn access_policies(world: &Arc<World>, req: &Req, kind: &str) -> ArmR
     let name = req.segs[7].clone();
     let (key, id) = vault_key(world, &rg, &name);
     let vault_scope = format!("/{}", req.segs[..8].join("/"));
-    arm::authorize(world, req, &format!("{FULL}/accessPolicies/write"), &vault_scope)?;
+    arm::authorize(
+        world,
+        req,
+        &format!("{FULL}/accessPolicies/write"),
+        &vault_scope,
+    )?;
     let kind = kind.to_ascii_lowercase();
     if !matches!(kind.as_str(), "add" | "replace" | "remove") {
         return Err(invalid(format!(
@@ -394,12 +421,11 @@ pub(crate) fn access_policies(world: &Arc<World>, req: &Req, kind: &str) -> ArmR
         )));
     }
     let body = req.json()?;
-    let given = check_policies(
-        body.get("properties")
-            .and_then(|p| p.get("accessPolicies")),
-    )?;
+    let given = check_policies(body.get("properties").and_then(|p| p.get("accessPolicies")))?;
     if given.is_empty() {
-        return Err(invalid("The parameter properties.accessPolicies is required."));
+        return Err(invalid(
+            "The parameter properties.accessPolicies is required.",
+        ));
     }
     let mut st = world.lock();
     let Some(r) = st.resources.get_mut(&key) else {
@@ -426,7 +452,10 @@ pub(crate) fn access_policies(world: &Arc<World>, req: &Req, kind: &str) -> ArmR
     current.retain(|c| {
         c.get("permissions")
             .and_then(Value::as_object)
-            .is_some_and(|m| m.values().any(|v| v.as_array().is_some_and(|a| !a.is_empty())))
+            .is_some_and(|m| {
+                m.values()
+                    .any(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            })
     });
     if let Value::Object(p) = &mut r.properties {
         p.insert("accessPolicies".into(), json!(current));
@@ -472,9 +501,12 @@ fn challenge(world: &World, code_message: &str) -> Response {
 
 fn token_message(e: &TokenError, tenant: &str) -> String {
     match e {
-        TokenError::Missing => "AKV10000: Request is missing a Bearer or PoP token.".to_owned(),
-        TokenError::Malformed => "AKV10000: Request is missing a Bearer or PoP token.".to_owned(),
-        TokenError::InvalidSignature => "Token validation failed: the signature is invalid.".to_owned(),
+        TokenError::Missing | TokenError::Malformed => {
+            "AKV10000: Request is missing a Bearer or PoP token.".to_owned()
+        }
+        TokenError::InvalidSignature => {
+            "Token validation failed: the signature is invalid.".to_owned()
+        }
         TokenError::WrongAudience { audience, .. } => {
             format!("AKV10022: Invalid audience. Expected {VAULT_AUDIENCE}, found: {audience}.")
         }
@@ -496,8 +528,13 @@ fn data_router(world: Arc<World>, key: String) -> Router {
 
 /// What a data-plane request asks for.
 enum Op {
-    Get { name: String, version: Option<String> },
-    Set { name: String },
+    Get {
+        name: String,
+        version: Option<String>,
+    },
+    Set {
+        name: String,
+    },
     List,
 }
 
@@ -524,9 +561,14 @@ impl Op {
     }
 }
 
-async fn data_handle(State((world, key)): State<(Arc<World>, Arc<String>)>, req: Request) -> Response {
+async fn data_handle(
+    State((world, key)): State<(Arc<World>, Arc<String>)>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1024 * 1024).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 1024 * 1024)
+        .await
+        .unwrap_or_default();
     let mut resp = data_process(&world, &key, &parts, &body);
     let h = resp.headers_mut();
     for (k, v) in [
@@ -547,16 +589,29 @@ fn bad_parameter(message: &str) -> Response {
 }
 
 #[allow(clippy::too_many_lines)]
-fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Parts, body: &Bytes) -> Response {
+fn data_process(
+    world: &Arc<World>,
+    key: &str,
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+) -> Response {
     // 1. Authentication comes first: an anonymous request only learns where to sign in.
     let auth = parts
         .headers
         .get("authorization")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let claims = match auth {
-        None => return challenge(world, &token_message(&TokenError::Missing, &world.tenant_id)),
+        None => {
+            return challenge(
+                world,
+                &token_message(&TokenError::Missing, &world.tenant_id),
+            );
+        }
         Some(a) if !a.trim_start().to_ascii_lowercase().starts_with("bearer ") => {
-            return challenge(world, &token_message(&TokenError::Missing, &world.tenant_id));
+            return challenge(
+                world,
+                &token_message(&TokenError::Missing, &world.tenant_id),
+            );
         }
         Some(a) => match world.verify(&a, &[VAULT_AUDIENCE]) {
             Ok(c) => c,
@@ -574,7 +629,9 @@ fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Part
         }
         Some(_) => {}
     }
-    let api = util::param(&query, "api-version").unwrap_or_default().to_owned();
+    let api = util::param(&query, "api-version")
+        .unwrap_or_default()
+        .to_owned();
     // 3. The operation: `/secrets`, `/secrets/{name}`, `/secrets/{name}/`, `/secrets/{name}/{version}`.
     let path = util::decode(parts.uri.path(), false);
     let segs: Vec<&str> = path.split('/').skip(1).collect();
@@ -591,12 +648,17 @@ fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Part
             name: (*n).to_owned(),
             version: Some((*v).to_owned()),
         },
-        (["secrets", n] | ["secrets", n, ""], &Method::PUT) => Op::Set { name: (*n).to_owned() },
+        (["secrets", n] | ["secrets", n, ""], &Method::PUT) => Op::Set {
+            name: (*n).to_owned(),
+        },
         (["secrets", ..], _) => {
             return kv_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "BadParameter",
-                &format!("The requested method {} is not allowed on this resource.", parts.method),
+                &format!(
+                    "The requested method {} is not allowed on this resource.",
+                    parts.method
+                ),
                 None,
             );
         }
@@ -620,7 +682,12 @@ fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Part
     let (vault_id, vault_name, location, rbac, policies, soft_delete) = {
         let st = world.lock();
         let Some(r) = st.resources.get(key) else {
-            return kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "The vault was not found.", None);
+            return kv_error(
+                StatusCode::NOT_FOUND,
+                "VaultNotFound",
+                "The vault was not found.",
+                None,
+            );
         };
         let p = &r.properties;
         (
@@ -628,17 +695,26 @@ fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Part
             r.name.clone(),
             r.location.clone(),
             p.get("enableRbacAuthorization").and_then(Value::as_bool) == Some(true),
-            p.get("accessPolicies").and_then(Value::as_array).cloned().unwrap_or_default(),
+            p.get("accessPolicies")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
             p.get("enableSoftDelete").and_then(Value::as_bool) != Some(false),
         )
     };
     if claims.tid != world.tenant_id {
-        return challenge(world, &format!(
-            "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{}/, found {}.",
-            world.tenant_id, claims.iss
-        ));
+        return challenge(
+            world,
+            &format!(
+                "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{}/, found {}.",
+                world.tenant_id, claims.iss
+            ),
+        );
     }
-    let caller = format!("appid={};oid={};iss={}", claims.appid, claims.oid, claims.iss);
+    let caller = format!(
+        "appid={};oid={};iss={}",
+        claims.appid, claims.oid, claims.iss
+    );
     if rbac {
         let resource = match op.name() {
             Some(n) => format!("{vault_id}/secrets/{n}"),
@@ -650,7 +726,12 @@ fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Part
                 op.data_action(),
                 resource.to_ascii_lowercase()
             );
-            return kv_error(StatusCode::FORBIDDEN, "Forbidden", &message, Some("ForbiddenByRbac"));
+            return kv_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &message,
+                Some("ForbiddenByRbac"),
+            );
         }
     } else {
         let wanted = op.permission();
@@ -658,25 +739,35 @@ fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Part
             let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default();
             s("tenantId").eq_ignore_ascii_case(&claims.tid)
                 && s("objectId").eq_ignore_ascii_case(&claims.oid)
-                && (s("applicationId").is_empty() || s("applicationId").eq_ignore_ascii_case(&claims.appid))
+                && (s("applicationId").is_empty()
+                    || s("applicationId").eq_ignore_ascii_case(&claims.appid))
                 && p.pointer("/permissions/secrets")
                     .and_then(Value::as_array)
                     .is_some_and(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .any(|x| x.eq_ignore_ascii_case(wanted) || x.eq_ignore_ascii_case("all"))
+                        a.iter().filter_map(Value::as_str).any(|x| {
+                            x.eq_ignore_ascii_case(wanted) || x.eq_ignore_ascii_case("all")
+                        })
                     })
         });
         if !allowed {
             let message = format!(
                 "The user, group or application '{caller}' does not have secrets {wanted} permission on key vault '{vault_name};location={location}'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
             );
-            return kv_error(StatusCode::FORBIDDEN, "Forbidden", &message, Some("ForbiddenByPolicy"));
+            return kv_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &message,
+                Some("ForbiddenByPolicy"),
+            );
         }
     }
     // 5. The operation.
     let seven = api.starts_with('7');
-    let recovery = if soft_delete { "Recoverable+Purgeable" } else { "Purgeable" };
+    let recovery = if soft_delete {
+        "Recoverable+Purgeable"
+    } else {
+        "Purgeable"
+    };
     let attributes = |v: &SecretVersion| {
         let mut a = json!({"enabled": v.enabled, "created": v.created, "updated": v.created, "recoveryLevel": recovery});
         if seven && soft_delete {
@@ -686,7 +777,12 @@ fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Part
     };
     let mut st = world.lock();
     let Some(vault) = st.vaults.get_mut(key) else {
-        return kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "The vault was not found.", None);
+        return kv_error(
+            StatusCode::NOT_FOUND,
+            "VaultNotFound",
+            "The vault was not found.",
+            None,
+        );
     };
     let base = vault.server.url();
     let bundle = |name: &str, v: &SecretVersion| {
@@ -719,30 +815,39 @@ fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Part
             json_response(StatusCode::OK, &json!({"value": items, "nextLink": null}))
         }
         Op::Get { name, version } => {
-            let found = vault.secrets.get(&name.to_ascii_lowercase()).and_then(|(stored, versions)| {
-                let v = match &version {
-                    None => versions.last(),
-                    Some(want) => versions.iter().find(|v| v.version.eq_ignore_ascii_case(want)),
-                }?;
-                Some((stored.clone(), v.clone()))
-            });
-            match found {
-                Some((stored, v)) => json_response(StatusCode::OK, &bundle(&stored, &v)),
-                None => {
-                    let what = version.map_or_else(|| name.clone(), |v| format!("{name}/{v}"));
-                    kv_error(
-                        StatusCode::NOT_FOUND,
-                        "SecretNotFound",
-                        &format!("A secret with (name/id) {what} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"),
-                        None,
-                    )
-                }
+            let found =
+                vault
+                    .secrets
+                    .get(&name.to_ascii_lowercase())
+                    .and_then(|(stored, versions)| {
+                        let v = match &version {
+                            None => versions.last(),
+                            Some(want) => versions
+                                .iter()
+                                .find(|v| v.version.eq_ignore_ascii_case(want)),
+                        }?;
+                        Some((stored.clone(), v.clone()))
+                    });
+            if let Some((stored, v)) = found {
+                json_response(StatusCode::OK, &bundle(&stored, &v))
+            } else {
+                let what = version.map_or_else(|| name.clone(), |v| format!("{name}/{v}"));
+                kv_error(
+                    StatusCode::NOT_FOUND,
+                    "SecretNotFound",
+                    &format!(
+                        "A secret with (name/id) {what} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+                    ),
+                    None,
+                )
             }
         }
         Op::Set { name } => {
             let parsed: Result<Value, _> = serde_json::from_slice(body);
             let Ok(Value::Object(b)) = parsed else {
-                return bad_parameter("The request body is not valid JSON: an object with a 'value' is expected.");
+                return bad_parameter(
+                    "The request body is not valid JSON: an object with a 'value' is expected.",
+                );
             };
             let Some(value) = b.get("value").and_then(Value::as_str) else {
                 return bad_parameter("Property 'value' is required and must be a string.");
@@ -755,7 +860,10 @@ fn data_process(world: &Arc<World>, key: &str, parts: &axum::http::request::Part
             let v = SecretVersion {
                 version: uuid::Uuid::new_v4().simple().to_string(),
                 value: value.to_owned(),
-                content_type: b.get("contentType").and_then(Value::as_str).map(str::to_owned),
+                content_type: b
+                    .get("contentType")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 tags: b.get("tags").filter(|t| t.is_object()).cloned(),
                 enabled,
                 created: util::unix(world.now()),

@@ -17,7 +17,9 @@ const VAULT_RESOURCE: &str = "https://vault.azure.net";
 /// Key Vault Secrets Officer: the deployer's data role on an RBAC-model vault.
 const SECRETS_OFFICER: &str = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7";
 /// The portal's "Secret Management" access-policy template.
-const SECRET_MANAGEMENT: &[&str] = &["get", "list", "set", "delete", "recover", "backup", "restore"];
+const SECRET_MANAGEMENT: &[&str] = &[
+    "get", "list", "set", "delete", "recover", "backup", "restore",
+];
 
 impl Run<'_> {
     pub(super) async fn provision_kvcosmos(
@@ -29,17 +31,26 @@ impl Run<'_> {
         let ep = self.env.endpoints().clone();
         let sub = format!("/subscriptions/{}", ep.subscription_id);
         let api = self.str_field(step, "api_version")?;
-        let location = self.str_field(step, "location")?.unwrap_or_else(|| ep.location.clone());
+        let location = self
+            .str_field(step, "location")?
+            .unwrap_or_else(|| ep.location.clone());
         match kind {
             ProvisionKind::KeyVault => {
                 let name = self.req_field(step, "name")?;
                 let rg = self.req_field(step, "resource_group")?;
-                let rbac = step.fields.bool("enable_rbac_authorization").unwrap_or(false);
+                let rbac = step
+                    .fields
+                    .bool("enable_rbac_authorization")
+                    .unwrap_or(false);
                 let mut perms = self.list_field(step, "deployer_secret_permissions")?;
                 if perms.is_empty() {
-                    perms = ["get", "list", "set", "delete"].iter().map(|s| (*s).to_string()).collect();
+                    perms = ["get", "list", "set", "delete"]
+                        .iter()
+                        .map(|s| (*s).to_string())
+                        .collect();
                 }
-                let path = format!("{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}");
+                let path =
+                    format!("{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}");
                 let api = api.unwrap_or_else(|| KEYVAULT_API.into());
                 let deployer = self.env.deployer().object_id.clone();
                 let policies = if rbac {
@@ -63,8 +74,13 @@ impl Run<'_> {
                 }
                 if rbac {
                     // The deployer needs a data role to store the secret on an RBAC vault.
-                    let ra = format!("{path}/providers/Microsoft.Authorization/roleAssignments/{}", uuid::Uuid::new_v4());
-                    let role = format!("{sub}/providers/Microsoft.Authorization/roleDefinitions/{SECRETS_OFFICER}");
+                    let ra = format!(
+                        "{path}/providers/Microsoft.Authorization/roleAssignments/{}",
+                        uuid::Uuid::new_v4()
+                    );
+                    let role = format!(
+                        "{sub}/providers/Microsoft.Authorization/roleDefinitions/{SECRETS_OFFICER}"
+                    );
                     let b = json!({"properties": {"roleDefinitionId": role, "principalId": deployer, "principalType": "ServicePrincipal"}});
                     let i = self.arm("PUT", &ra, "2022-04-01", Some(&b), record).await?;
                     if !Self::response(record, i)?.is_success() {
@@ -88,22 +104,33 @@ impl Run<'_> {
                 self.secrets.push((value.clone(), "secret-value"));
                 let api = api.unwrap_or_else(|| KEYVAULT_DATA_API.into());
                 let token = self.deployer_token_for(VAULT_RESOURCE).await?;
-                let url = format!("{}/secrets/{name}?api-version={api}", uri.trim_end_matches('/'));
+                let url = format!(
+                    "{}/secrets/{name}?api-version={api}",
+                    uri.trim_end_matches('/')
+                );
                 let req = HttpRequest::new("PUT", url)
                     .header("Authorization", format!("Bearer {token}"))
                     .json(&json!({"value": value}));
                 let i = self.send(Route::Direct, req, record).await;
                 record.primary = Some(i);
                 let body = Self::response(record, i)?.json().unwrap_or(Value::Null);
-                let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                let id = body
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let version = id.rsplit('/').next().unwrap_or_default().to_string();
                 Ok(Some(json!({"id": id, "name": name, "version": version})))
             }
             ProvisionKind::CosmosAccount => {
                 let name = self.req_field(step, "name")?;
                 let rg = self.req_field(step, "resource_group")?;
-                let kind = self.str_field(step, "kind")?.unwrap_or_else(|| "GlobalDocumentDB".into());
-                let path = format!("{sub}/resourceGroups/{rg}/providers/Microsoft.DocumentDB/databaseAccounts/{name}");
+                let kind = self
+                    .str_field(step, "kind")?
+                    .unwrap_or_else(|| "GlobalDocumentDB".into());
+                let path = format!(
+                    "{sub}/resourceGroups/{rg}/providers/Microsoft.DocumentDB/databaseAccounts/{name}"
+                );
                 let api = api.unwrap_or_else(|| COSMOS_API.into());
                 let body = json!({
                     "location": location,
@@ -127,22 +154,33 @@ impl Run<'_> {
                     "document_endpoint": body.pointer("/properties/documentEndpoint").cloned().unwrap_or(Value::Null),
                 })))
             }
-            _ => Err(StepError(format!("`{}` is not a Key Vault or Cosmos DB kind", kind.key()))),
+            _ => Err(StepError(format!(
+                "`{}` is not a Key Vault or Cosmos DB kind",
+                kind.key()
+            ))),
         }
     }
 
     /// `grant = "key_vault_access_policy"`: PUT `<vault>/accessPolicies/add` as the deployer.
-    pub(super) async fn grant_access_policy(&mut self, step: &Step, record: &mut StepRecord) -> Result<Option<Value>, StepError> {
+    pub(super) async fn grant_access_policy(
+        &mut self,
+        step: &Step,
+        record: &mut StepRecord,
+    ) -> Result<Option<Value>, StepError> {
         let ep = self.env.endpoints().clone();
         let vault = self.req_field(step, "vault")?;
         let rg = self.req_field(step, "resource_group")?;
         let principal = self.req_field(step, "principal")?;
-        let tenant = self.str_field(step, "tenant")?.unwrap_or_else(|| ep.tenant_id.clone());
+        let tenant = self
+            .str_field(step, "tenant")?
+            .unwrap_or_else(|| ep.tenant_id.clone());
         let mut perms = self.list_field(step, "secret_permissions")?;
         if perms.is_empty() {
             perms = SECRET_MANAGEMENT.iter().map(|s| (*s).to_string()).collect();
         }
-        let api = self.str_field(step, "api_version")?.unwrap_or_else(|| KEYVAULT_API.into());
+        let api = self
+            .str_field(step, "api_version")?
+            .unwrap_or_else(|| KEYVAULT_API.into());
         let path = format!(
             "/subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{vault}/accessPolicies/add",
             ep.subscription_id
@@ -185,7 +223,12 @@ impl Run<'_> {
             .get("access_token")
             .and_then(Value::as_str)
             .filter(|_| resp.is_success())
-            .ok_or_else(|| StepError(format!("deployer sign-in at {url} for {resource} failed with {}", resp.status)))?
+            .ok_or_else(|| {
+                StepError(format!(
+                    "deployer sign-in at {url} for {resource} failed with {}",
+                    resp.status
+                ))
+            })?
             .to_string();
         self.secrets.push((token.clone(), "deployer-token"));
         Ok(token)
