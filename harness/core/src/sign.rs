@@ -64,13 +64,12 @@ fn cosmos_master(
         field: "resource_type",
     })?;
     let resource_link = inputs.get("resource_link").map_or("", String::as_str);
-    let date = match request_header(req, "x-ms-date") {
-        Some(d) => d.to_string(),
-        None => {
-            let d = httpdate::fmt_http_date(SystemTime::now());
-            req.set_header("x-ms-date", d.clone());
-            d
-        }
+    let date = if let Some(d) = request_header(req, "x-ms-date") {
+        d.to_string()
+    } else {
+        let d = httpdate::fmt_http_date(SystemTime::now());
+        req.set_header("x-ms-date", d.clone());
+        d
     };
     if request_header(req, "x-ms-version").is_none() {
         req.set_header("x-ms-version", "2018-12-31");
