@@ -79,10 +79,11 @@ fn main() {
                 }
                 match backend {
                     BackendKind::Fake => {
-                        let (rt, root, s) = (rt.clone(), root.clone(), scenario.clone());
+                        let area = scenario.area().to_string();
+                        let (rt, root, scenario) = (rt.clone(), root.clone(), scenario.clone());
                         trials.push(
-                            TestTrial::test(name, move || run_trial(&rt, &root, &s, trial))
-                                .with_kind(scenario.area().to_string()),
+                            TestTrial::test(name, move || run_trial(&rt, &root, &scenario, trial))
+                                .with_kind(area),
                         );
                     }
                     BackendKind::Live => {

@@ -21,6 +21,8 @@ use crate::model::{
 use crate::redact::Redactor;
 use crate::roles;
 
+mod kvcosmos;
+
 /// Which variant of a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Trial {
@@ -816,6 +818,7 @@ impl<'a> Run<'a> {
                 self.hosts.insert(step.id.value.clone(), path.clone());
                 Ok(Some(identity_outputs(&path, &name, &body)))
             }
+            ProvisionKind::KeyVault | ProvisionKind::KeyVaultSecret | ProvisionKind::CosmosAccount => self.provision_kvcosmos(kind, step, record).await,
             ProvisionKind::StorageAccount => {
                 let name = self.req_field(step, "name")?;
                 let rg = self.req_field(step, "resource_group")?;
@@ -851,6 +854,7 @@ impl<'a> Run<'a> {
         record: &mut StepRecord,
     ) -> Result<Option<Value>, StepError> {
         match kind {
+            GrantKind::KeyVaultAccessPolicy => self.grant_access_policy(step, record).await,
             GrantKind::RoleAssignment => {
                 let role = self.req_field(step, "role")?;
                 let principal = self.req_field(step, "principal")?;

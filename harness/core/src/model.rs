@@ -338,6 +338,9 @@ keyed_enum! {
         VmssIdentity => "vmss_identity",
         StorageAccount => "storage_account",
         AppService => "app_service",
+        KeyVault => "key_vault",
+        KeyVaultSecret => "key_vault_secret",
+        CosmosAccount => "cosmos_account",
     }
 }
 
@@ -345,6 +348,7 @@ keyed_enum! {
     /// What a `grant` step gives the identity.
     GrantKind {
         RoleAssignment => "role_assignment",
+        KeyVaultAccessPolicy => "key_vault_access_policy",
     }
 }
 

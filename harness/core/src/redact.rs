@@ -29,7 +29,8 @@ static ISO_TIME: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 static HTTP_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
+    // Case-insensitive: Cosmos DB echoes the lower-cased date of its string-to-sign.
+    Regex::new(r"(?i)(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
         .expect("valid regex")
 });
 static SAS_SIG: LazyLock<Regex> =
@@ -62,14 +63,16 @@ const SECRET_KEYS: &[&str] = &[
 
 /// JSON keys whose values are epoch seconds (kept as the same JSON type).
 const EPOCH_KEYS: &[&str] = &[
-    "expires_on",
-    "not_before",
-    "expires_in",
-    "ext_expires_in",
-    "iat",
-    "nbf",
-    "exp",
+    "expires_on", "not_before", "expires_in", "ext_expires_in", "iat", "nbf", "exp",
+    // Key Vault secret attributes and Cosmos DB system properties (unix seconds).
+    "created", "updated", "_ts",
 ];
+
+/// JSON keys whose values are per-run opaque ids (Cosmos DB `_rid`, `_self`, `_etag`).
+const OPAQUE_KEYS: &[&str] = &["_rid", "_self", "_etag"];
+
+/// Key Vault object versions: 32 lower-case hex digits (as the last segment of an id).
+static HEX_VERSION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/[0-9a-f]{32}\b").expect("valid regex"));
 
 /// Redacts one run's transcript; numbering of GUIDs is per redactor.
 #[derive(Debug, Default)]
@@ -133,6 +136,7 @@ impl Redactor {
         let s = SHARED_KEY.replace_all(&s, "${1}[signature]");
         let s = COSMOS_AUTH.replace_all(&s, "${1}[signature]");
         let s = HTTP_DATE.replace_all(&s, "[http-date]");
+        let s = HEX_VERSION.replace_all(&s, "/[version]");
         let s = ISO_TIME.replace_all(&s, "[timestamp]");
         let s = LONG_B64.replace_all(&s, |c: &regex::Captures<'_>| {
             if looks_random(&c[0]) {
@@ -163,6 +167,9 @@ impl Redactor {
                     Value::Null => Value::Null,
                     _ => Value::String("[secret]".into()),
                 };
+            }
+            if OPAQUE_KEYS.contains(&k) && v.is_string() {
+                return Value::String("[opaque]".into());
             }
             if EPOCH_KEYS.contains(&k) {
                 let label = if k.ends_with("expires_in") {
@@ -323,6 +330,23 @@ mod tests {
             !text.contains("eyJ") && !text.contains("myPassword12"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn key_vault_versions_and_cosmos_system_properties_are_stable() {
+        let mut r = Redactor::new(&endpoints());
+        let v = serde_json::json!({
+            "id": "https://kv.vault.azure.net/secrets/s/7c2204c6093c4d859bc5b9eff8f29050",
+            "attributes": {"created": 1_505_088_747, "updated": 1_505_088_747},
+            "_rid": "AbCdEA==", "_self": "dbs/AbCdEA==/", "_etag": "\"00000000-0000\"", "_ts": 1_700_000_000,
+        });
+        let out = r.json(&v);
+        assert_eq!(out["id"], "https://kv.vault.azure.net/secrets/s/[version]");
+        assert_eq!(out["attributes"]["created"], 0);
+        assert_eq!(out["_rid"], "[opaque]");
+        assert_eq!(out["_self"], "[opaque]");
+        assert_eq!(out["_etag"], "[opaque]");
+        assert_eq!(out["_ts"], 0);
     }
 
     #[test]

@@ -12,10 +12,12 @@
 //! [`FakeCloud::verify_token`], [`FakeCloud::authorize_data_action`] and [`FakeCloud::directory`].
 
 mod arm;
+pub mod cosmos;
 pub mod directory;
 mod error;
 mod imds;
 mod keys;
+pub mod keyvault;
 pub mod rbac;
 mod server;
 pub mod token;
@@ -225,7 +227,12 @@ impl FakeCloud {
     /// Data-plane base URLs by logical name (e.g. `blob:myaccount`), for transcripts: the
     /// same service must get the same name on the live backend. Data planes register here.
     pub fn service_urls(&self) -> Vec<(String, String)> {
-        Vec::new()
+        self.world
+            .lock()
+            .service_urls
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     pub fn describe(&self) -> String {
@@ -268,6 +275,12 @@ impl FakeCloud {
             let mut v: Vec<server::ServerHandle> =
                 st.hosts.drain().map(|(_, h)| h.server).collect();
             v.append(&mut st.main_servers);
+            v.extend(std::mem::take(&mut st.vaults).into_values().map(|d| d.server));
+            v.extend(
+                std::mem::take(&mut st.cosmos_accounts)
+                    .into_values()
+                    .map(|d| d.server),
+            );
             v
         };
         for s in &servers {

@@ -125,6 +125,13 @@ pub(crate) struct State {
     pub faults: HashMap<String, FaultState>,
     /// Servers of the world itself (token service, ARM).
     pub main_servers: Vec<ServerHandle>,
+    /// Key Vault data planes, keyed by lower-case vault id.
+    pub vaults: BTreeMap<String, crate::keyvault::VaultData>,
+    /// Cosmos DB data planes, keyed by lower-case account id.
+    pub cosmos_accounts: BTreeMap<String, crate::cosmos::AccountData>,
+    /// Every data-plane base URL ever started, by logical name (`vault:<name>`): kept after
+    /// the resource is deleted so transcripts rendered after teardown still name them.
+    pub service_urls: BTreeMap<String, String>,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {

@@ -169,6 +169,16 @@ pub fn plan(scenario: &Scenario, config: Option<&LiveConfig>) -> Plan {
                         field(step, "name").unwrap_or_else(|| scenario.host.name.clone())
                     ),
                 ),
+                // Data-plane resources (vaults, accounts, servers...): named by their kind.
+                #[allow(unreachable_patterns)]
+                other => push(
+                    "create",
+                    format!(
+                        "{} {} in {rg}",
+                        other.key().replace('_', " "),
+                        field(step, "name").unwrap_or_default()
+                    ),
+                ),
             },
             StepKind::Grant(GrantKind::RoleAssignment) => push(
                 "grant",
@@ -177,6 +187,17 @@ pub fn plan(scenario: &Scenario, config: Option<&LiveConfig>) -> Plan {
                     field(step, "role").unwrap_or_default(),
                     field(step, "principal").unwrap_or_default(),
                     field(step, "scope").unwrap_or_default()
+                ),
+            ),
+            #[allow(unreachable_patterns)]
+            StepKind::Grant(other) => push(
+                "grant",
+                format!(
+                    "{} for {}",
+                    other.key().replace('_', " "),
+                    field(step, "principal")
+                        .or_else(|| field(step, "name"))
+                        .unwrap_or_default()
                 ),
             ),
             StepKind::FetchToken(source) => push(

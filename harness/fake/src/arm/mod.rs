@@ -582,6 +582,14 @@ fn dispatch(world: &Arc<World>, req: &Req) -> ArmResult {
                     storage::list_keys(world, req)
                 }
                 ("microsoft.web/sites", []) => web::site(world, req),
+                ("microsoft.keyvault/vaults", []) => crate::keyvault::vault(world, req),
+                ("microsoft.keyvault/vaults", ["accesspolicies", kind]) => {
+                    crate::keyvault::access_policies(world, req, kind)
+                }
+                ("microsoft.documentdb/databaseaccounts", []) => crate::cosmos::account(world, req),
+                ("microsoft.documentdb/databaseaccounts", [op @ ("listkeys" | "readonlykeys")]) => {
+                    crate::cosmos::keys(world, req, op)
+                }
                 _ => Err(unknown_type(req, ns, ty)),
             }
         }
@@ -604,6 +612,8 @@ fn unknown_type(req: &Req, ns: &str, ty: &str) -> ArmError {
         "microsoft.web",
         "microsoft.resources",
         "microsoft.authorization",
+        "microsoft.keyvault",
+        "microsoft.documentdb",
     ];
     let ns_orig = req
         .segs

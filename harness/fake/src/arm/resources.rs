@@ -254,6 +254,8 @@ pub(crate) fn purge(st: &mut State, id: &str) {
         .cloned()
         .collect();
     for key in doomed {
+        crate::keyvault::forget(st, &key);
+        crate::cosmos::forget(st, &key);
         if let Some(r) = st.resources.remove(&key) {
             World::stop_hosts(st, &r.id);
             if let Some(sys) = r.identity.as_ref().and_then(|i| i.system.as_ref()) {
