@@ -125,6 +125,8 @@ pub(crate) struct State {
     pub faults: HashMap<String, FaultState>,
     /// Servers of the world itself (token service, ARM).
     pub main_servers: Vec<ServerHandle>,
+    /// Blob services of storage accounts, keyed by lower-case account name.
+    pub blob_accounts: BTreeMap<String, crate::blob::Account>,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {
@@ -306,5 +308,6 @@ impl World {
             }
         });
         st.faults.remove(&lower);
+        crate::blob::forget(st, host_id);
     }
 }
