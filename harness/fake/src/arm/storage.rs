@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::{ArmResult, Req, authorize, check_provider_version, empty, ok, versions};
 use crate::error::ArmError;
-use crate::{blob, util};
 use crate::world::{Resource, World};
+use crate::{blob, util};
 
 const FULL: &str = "Microsoft.Storage/storageAccounts";
 /// Where the account's blob URL is kept in its stored properties (never rendered as such).
@@ -23,10 +23,10 @@ pub(crate) fn render(world: &World, r: &Resource) -> Value {
     let mut p = r.properties.as_object().cloned().unwrap_or_default();
     p.insert("provisioningState".into(), json!("Succeeded"));
     p.insert("creationTime".into(), json!(util::iso(r.created)));
-    let blob = p
-        .get(BLOB_ENDPOINT)
-        .and_then(Value::as_str)
-        .map_or_else(|| format!("https://{n}.blob.core.windows.net/"), str::to_owned);
+    let blob = p.get(BLOB_ENDPOINT).and_then(Value::as_str).map_or_else(
+        || format!("https://{n}.blob.core.windows.net/"),
+        str::to_owned,
+    );
     p.remove(BLOB_ENDPOINT);
     p.insert(
         "primaryEndpoints".into(),
@@ -54,7 +54,12 @@ fn keys_body(req: &Req, keys: &[String; 2]) -> Value {
 }
 
 /// The account a POST action addresses, after version, method and RBAC checks.
-fn action_target(world: &Arc<World>, req: &Req, action: &str, since: &str) -> Result<String, ArmError> {
+fn action_target(
+    world: &Arc<World>,
+    req: &Req,
+    action: &str,
+    since: &str,
+) -> Result<String, ArmError> {
     check_provider_version(
         req,
         &world.config.location,
@@ -141,7 +146,8 @@ pub(crate) fn list_service_sas(world: &Arc<World>, req: &Req) -> ArmResult {
     let name = action_target(world, req, "listServiceSas/action", "2017-06-01")?;
     let body = req.json()?;
     let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
-    let resource = field("canonicalizedResource").ok_or_else(|| invalid_values("canonicalizedResource"))?;
+    let resource =
+        field("canonicalizedResource").ok_or_else(|| invalid_values("canonicalizedResource"))?;
     let sr = field("signedResource").ok_or_else(|| invalid_values("signedResource"))?;
     let sp = field("signedPermission").ok_or_else(|| invalid_values("signedPermission"))?;
     let se = field("signedExpiry")
@@ -178,7 +184,9 @@ pub(crate) fn list_service_sas(world: &Arc<World>, req: &Req) -> ArmResult {
     };
     let shape_ok = match sr.as_str() {
         "c" => !path.is_empty() && !path.contains('/'),
-        _ => path.split_once('/').is_some_and(|(c, b)| !c.is_empty() && !b.is_empty()),
+        _ => path
+            .split_once('/')
+            .is_some_and(|(c, b)| !c.is_empty() && !b.is_empty()),
     };
     if !shape_ok {
         return Err(invalid_values("canonicalizedResource"));
@@ -275,7 +283,11 @@ pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
                 .cloned()
                 .unwrap_or_else(|| json!({}));
             let url = blob::ensure_account(world, &name, &id).map_err(|e| {
-                ArmError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string())
+                ArmError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    e.to_string(),
+                )
             })?;
             if let Some(p) = properties.as_object_mut() {
                 p.remove("primaryEndpoints");

@@ -125,9 +125,7 @@ pub(crate) fn forget(st: &mut crate::world::State, resource_id: &str) {
 }
 
 fn router(world: Arc<World>, account: String) -> Router {
-    Router::new()
-        .fallback(handle)
-        .with_state((world, account))
+    Router::new().fallback(handle).with_state((world, account))
 }
 
 // ------------------------------------------------------------------------------- errors
@@ -339,7 +337,11 @@ fn headers_vec(h: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn process(world: &Arc<World>, account: &str, req: Request) -> Result<Response, StorageError> {
+async fn process(
+    world: &Arc<World>,
+    account: &str,
+    req: Request,
+) -> Result<Response, StorageError> {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         StorageError::new(
@@ -377,9 +379,13 @@ async fn process(world: &Arc<World>, account: &str, req: Request) -> Result<Resp
 fn valid_version(v: &str) -> bool {
     let b = v.as_bytes();
     b.len() == 10
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
         && ("2009-09-19"..="2026-12-31").contains(&v)
 }
 
@@ -510,7 +516,12 @@ fn challenge(world: &World) -> String {
     )
 }
 
-fn bearer(world: &Arc<World>, account: &str, p: &Parsed, token: &str) -> Result<Claims, StorageError> {
+fn bearer(
+    world: &Arc<World>,
+    account: &str,
+    p: &Parsed,
+    token: &str,
+) -> Result<Claims, StorageError> {
     let version = p.header("x-ms-version").unwrap_or("");
     if version < BEARER_MIN_VERSION {
         return Err(StorageError::auth_failed(
@@ -551,7 +562,12 @@ fn account_keys(world: &World, account: &str) -> Option<[String; 2]> {
         .map(|a| a.keys.clone())
 }
 
-fn shared_key(world: &Arc<World>, account: &str, p: &Parsed, cred: &str) -> Result<(), StorageError> {
+fn shared_key(
+    world: &Arc<World>,
+    account: &str,
+    p: &Parsed,
+    cred: &str,
+) -> Result<(), StorageError> {
     let Some((name, sig)) = cred.trim().split_once(':') else {
         return Err(StorageError::auth_failed(format!(
             "The authorization header 'SharedKey {cred}' is not in the correct format."
@@ -569,9 +585,7 @@ fn shared_key(world: &Arc<World>, account: &str, p: &Parsed, cred: &str) -> Resu
         )));
     };
     let now = world.now();
-    let skew = now
-        .duration_since(at)
-        .unwrap_or_else(|e| e.duration());
+    let skew = now.duration_since(at).unwrap_or_else(|e| e.duration());
     if skew > MAX_SKEW {
         return Err(StorageError::auth_failed(format!(
             "Request date header too old: '{date}'"
@@ -654,13 +668,19 @@ fn sas(world: &Arc<World>, account: &str, p: &Parsed, op: Op) -> Result<SasField
         )));
     }
     if f.sr.is_empty() {
-        return Err(StorageError::auth_failed("sr is mandatory. Cannot be empty"));
+        return Err(StorageError::auth_failed(
+            "sr is mandatory. Cannot be empty",
+        ));
     }
     if f.se.is_empty() && f.si.is_empty() {
-        return Err(StorageError::auth_failed("se is mandatory. Cannot be empty"));
+        return Err(StorageError::auth_failed(
+            "se is mandatory. Cannot be empty",
+        ));
     }
     if f.sp.is_empty() && f.si.is_empty() {
-        return Err(StorageError::auth_failed("sp is mandatory. Cannot be empty"));
+        return Err(StorageError::auth_failed(
+            "sp is mandatory. Cannot be empty",
+        ));
     }
     if !f.si.is_empty() {
         return Err(StorageError::auth_failed(
@@ -668,7 +688,9 @@ fn sas(world: &Arc<World>, account: &str, p: &Parsed, op: Op) -> Result<SasField
         ));
     }
     if !matches!(f.spr.as_str(), "" | "https" | "https,http") {
-        return Err(StorageError::auth_failed("Signature fields not well formed."));
+        return Err(StorageError::auth_failed(
+            "Signature fields not well formed.",
+        ));
     }
     let canonical = match f.sr.as_str() {
         "c" => format!("/blob/{account}/{}", p.container),
@@ -693,15 +715,18 @@ fn sas(world: &Arc<World>, account: &str, p: &Parsed, op: Op) -> Result<SasField
         )));
     }
     if !auth::sas_permissions_well_formed(&f.sp) {
-        return Err(StorageError::auth_failed("Signature fields not well formed."));
+        return Err(StorageError::auth_failed(
+            "Signature fields not well formed.",
+        ));
     }
     let now = world.now();
     let start = if f.st.is_empty() {
         None
     } else {
-        Some(parse_sas_time(&f.st).ok_or_else(|| {
-            StorageError::auth_failed("Signature fields not well formed.")
-        })?)
+        Some(
+            parse_sas_time(&f.st)
+                .ok_or_else(|| StorageError::auth_failed("Signature fields not well formed."))?,
+        )
     };
     let expiry = parse_sas_time(&f.se)
         .ok_or_else(|| StorageError::auth_failed("Signature fields not well formed."))?;
@@ -778,7 +803,10 @@ fn authorize(
 
 fn etag() -> String {
     use rand::RngCore as _;
-    format!("\"0x8D{:013X}\"", rand::thread_rng().next_u64() & 0x000F_FFFF_FFFF_FFFF)
+    format!(
+        "\"0x8D{:013X}\"",
+        rand::thread_rng().next_u64() & 0x000F_FFFF_FFFF_FFFF
+    )
 }
 
 fn valid_container_name(n: &str) -> bool {
@@ -856,7 +884,10 @@ fn execute(
                 modified: now,
                 blobs: BTreeMap::new(),
             };
-            let h = [("etag", c.etag.clone()), ("last-modified", last_modified(now))];
+            let h = [
+                ("etag", c.etag.clone()),
+                ("last-modified", last_modified(now)),
+            ];
             acct.containers.insert(p.container.clone(), c);
             Ok(respond(StatusCode::CREATED, &h, Body::empty()))
         }
@@ -970,7 +1001,10 @@ fn execute(
                 .containers
                 .get(&p.container)
                 .ok_or_else(StorageError::container_not_found)?;
-            let b = c.blobs.get(&p.blob).ok_or_else(StorageError::blob_not_found)?;
+            let b = c
+                .blobs
+                .get(&p.blob)
+                .ok_or_else(StorageError::blob_not_found)?;
             let h = [
                 ("content-type", b.content_type.clone()),
                 ("content-length", b.data.len().to_string()),
@@ -1054,6 +1088,12 @@ pub(crate) fn issue_service_sas(key: &str, f: &SasFields, canonical: &str) -> Op
     if !f.st.is_empty() {
         let _ = write!(out, "&st={}", enc(&f.st));
     }
-    let _ = write!(out, "&se={}&sp={}&sig={}", enc(&f.se), enc(&f.sp), enc(&sig));
+    let _ = write!(
+        out,
+        "&se={}&sp={}&sig={}",
+        enc(&f.se),
+        enc(&f.sp),
+        enc(&sig)
+    );
     Some(out)
 }
