@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mic_core::backend::{
-    Backend, BackendError, Deployer, DeployerAuth, Endpoints, Environment, HttpRequest,
-    HttpResponse, Route, Secret,
+    Backend, BackendError, Deployer, DeployerAuth, Endpoints, Environment, HttpRequest, HttpResponse, Route, Secret,
 };
 use mic_core::model::{BackendKind, Scenario};
 use mic_fake::{FakeCloud, FakeConfig};
@@ -34,18 +33,11 @@ impl Backend for FakeBackend {
         BackendKind::Fake
     }
 
-    async fn environment(
-        &self,
-        _scenario: &Scenario,
-    ) -> Result<Box<dyn Environment>, BackendError> {
+    async fn environment(&self, _scenario: &Scenario) -> Result<Box<dyn Environment>, BackendError> {
         let cloud = FakeCloud::start(self.config.clone())
             .await
             .map_err(|e| BackendError::Start(e.to_string()))?;
-        Ok(Box::new(FakeEnvironment::new(
-            cloud,
-            self.config.propagation_delay,
-            self.config.lro_delay,
-        )?))
+        Ok(Box::new(FakeEnvironment::new(cloud, self.config.propagation_delay, self.config.lro_delay)?))
     }
 }
 
@@ -60,11 +52,7 @@ pub struct FakeEnvironment {
 }
 
 impl FakeEnvironment {
-    pub fn new(
-        cloud: FakeCloud,
-        propagation_delay: Duration,
-        lro_delay: Duration,
-    ) -> Result<Self, BackendError> {
+    pub fn new(cloud: FakeCloud, propagation_delay: Duration, lro_delay: Duration) -> Result<Self, BackendError> {
         let d = cloud.deployer();
         let endpoints = Endpoints {
             arm: cloud.arm_url(),
@@ -78,10 +66,7 @@ impl FakeEnvironment {
         let deployer = Deployer {
             object_id: d.object_id.clone(),
             client_id: d.client_id.clone(),
-            auth: DeployerAuth::ClientSecret {
-                client_id: d.client_id.clone(),
-                secret: Secret::new(d.client_secret.clone()),
-            },
+            auth: DeployerAuth::ClientSecret { client_id: d.client_id.clone(), secret: Secret::new(d.client_secret.clone()) },
         };
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
@@ -96,11 +81,7 @@ impl FakeEnvironment {
             client,
             // Give a propagating grant a generous budget over the configured delay.
             lro_poll: lro_delay / 4,
-            propagation_budget: if propagation_delay.is_zero() {
-                Duration::ZERO
-            } else {
-                propagation_delay * 3 + Duration::from_secs(1)
-            },
+            propagation_budget: if propagation_delay.is_zero() { Duration::ZERO } else { propagation_delay * 3 + Duration::from_secs(1) },
         })
     }
 
@@ -113,10 +94,7 @@ impl FakeEnvironment {
         const IMDS: &str = "http://169.254.169.254";
         const EXTENSION: &str = "http://localhost:50342";
         if let Some(rest) = url.strip_prefix(IMDS) {
-            let base = self
-                .cloud
-                .imds_url(host)
-                .ok_or_else(|| BackendError::UnknownHost(host.to_string()))?;
+            let base = self.cloud.imds_url(host).ok_or_else(|| BackendError::UnknownHost(host.to_string()))?;
             return Ok(format!("{base}{rest}"));
         }
         if let Some(rest) = url.strip_prefix(EXTENSION) {
@@ -137,20 +115,11 @@ fn short_run_id() -> String {
 }
 
 /// Send a request with reqwest and collect the whole response.
-pub async fn send_with(
-    client: &reqwest::Client,
-    url: &str,
-    req: &HttpRequest,
-) -> Result<HttpResponse, BackendError> {
-    let transport = |e: reqwest::Error| BackendError::Transport {
+pub async fn send_with(client: &reqwest::Client, url: &str, req: &HttpRequest) -> Result<HttpResponse, BackendError> {
+    let transport = |e: reqwest::Error| BackendError::Transport { url: url.to_string(), message: e.to_string() };
+    let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| BackendError::Transport {
         url: url.to_string(),
         message: e.to_string(),
-    };
-    let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| {
-        BackendError::Transport {
-            url: url.to_string(),
-            message: e.to_string(),
-        }
     })?;
     let mut builder = client.request(method, url);
     for (n, v) in &req.headers {
@@ -164,19 +133,10 @@ pub async fn send_with(
     let headers = resp
         .headers()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let body = resp.bytes().await.map_err(transport)?.to_vec();
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(HttpResponse { status, headers, body })
 }
 
 #[async_trait]
@@ -189,11 +149,7 @@ impl Environment for FakeEnvironment {
         &self.deployer
     }
 
-    async fn send(
-        &self,
-        route: Route<'_>,
-        request: HttpRequest,
-    ) -> Result<HttpResponse, BackendError> {
+    async fn send(&self, route: Route<'_>, request: HttpRequest) -> Result<HttpResponse, BackendError> {
         let url = match route {
             Route::Direct => request.url.clone(),
             Route::InHost(host) => self.in_host_url(host, &request.url)?,

@@ -107,10 +107,7 @@ enum ReportArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -131,30 +128,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check { paths } => Ok(check(&dir, &paths)),
         Command::List => {
-            let Some(scenarios) = load(&dir)? else {
-                return Ok(ExitCode::from(2));
-            };
+            let Some(scenarios) = load(&dir)? else { return Ok(ExitCode::from(2)) };
             for s in &scenarios {
-                let trials = if s.has_grants() {
-                    "as written, without grant"
-                } else {
-                    "as written"
-                };
-                println!(
-                    "{:<48} {:<8} {} [{}]",
-                    s.id.value,
-                    s.host.os.name(),
-                    s.title,
-                    trials
-                );
+                let trials = if s.has_grants() { "as written, without grant" } else { "as written" };
+                println!("{:<48} {:<8} {} [{}]", s.id.value, s.host.os.name(), s.title, trials);
             }
             println!("{} scenarios", scenarios.len());
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(&dir, args).await,
-        Command::Serve {
-            propagation_delay_ms,
-        } => serve(propagation_delay_ms).await,
+        Command::Serve { propagation_delay_ms } => serve(propagation_delay_ms).await,
         Command::Bench { iterations } => bench(&dir, iterations).await,
     }
 }
@@ -164,21 +147,15 @@ fn resolve_scenarios_dir(dir: &Path) -> Result<PathBuf> {
     if dir.is_dir() {
         return Ok(dir.to_path_buf());
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(dir);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir);
     if dir.is_relative() && repo.is_dir() {
         return Ok(repo);
     }
-    bail!(
-        "scenario directory `{}` does not exist (run from the repository root or pass --scenarios DIR)",
-        dir.display()
-    )
+    bail!("scenario directory `{}` does not exist (run from the repository root or pass --scenarios DIR)", dir.display())
 }
 
 fn display_root(dir: &Path) -> PathBuf {
-    dir.parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    dir.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 fn snapshot_root(dir: &Path) -> PathBuf {
@@ -189,10 +166,7 @@ fn snapshot_root(dir: &Path) -> PathBuf {
 fn load(dir: &Path) -> Result<Option<Vec<Scenario>>> {
     let cat = catalog::load_dir(dir, &display_root(dir));
     if !cat.diagnostics.is_empty() {
-        eprint!(
-            "{}",
-            diagnostic::render_all(&cat.diagnostics, std::io::stderr().is_terminal())
-        );
+        eprint!("{}", diagnostic::render_all(&cat.diagnostics, std::io::stderr().is_terminal()));
         return Ok(None);
     }
     if cat.scenarios.is_empty() {
@@ -203,11 +177,7 @@ fn load(dir: &Path) -> Result<Option<Vec<Scenario>>> {
 
 fn check(dir: &Path, paths: &[PathBuf]) -> ExitCode {
     let root = std::env::current_dir().unwrap_or_else(|_| display_root(dir));
-    let targets: Vec<PathBuf> = if paths.is_empty() {
-        vec![dir.to_path_buf()]
-    } else {
-        paths.to_vec()
-    };
+    let targets: Vec<PathBuf> = if paths.is_empty() { vec![dir.to_path_buf()] } else { paths.to_vec() };
     let mut files = Vec::new();
     for t in &targets {
         if t.is_dir() {
@@ -221,10 +191,7 @@ fn check(dir: &Path, paths: &[PathBuf]) -> ExitCode {
         println!("{} scenario files checked, no problems", files.len());
         ExitCode::SUCCESS
     } else {
-        eprint!(
-            "{}",
-            diagnostic::render_all(&cat.diagnostics, std::io::stderr().is_terminal())
-        );
+        eprint!("{}", diagnostic::render_all(&cat.diagnostics, std::io::stderr().is_terminal()));
         ExitCode::from(2)
     }
 }
@@ -242,18 +209,10 @@ fn backend_for(args: &RunArgs) -> Result<Arc<dyn Backend>> {
 }
 
 async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
-    let Some(scenarios) = load(dir)? else {
-        return Ok(ExitCode::from(2));
-    };
+    let Some(scenarios) = load(dir)? else { return Ok(ExitCode::from(2)) };
     let selected: Vec<Arc<Scenario>> = scenarios
         .into_iter()
-        .filter(|s| {
-            args.scenario.is_empty()
-                || args
-                    .scenario
-                    .iter()
-                    .any(|want| s.id.value == *want || s.id.value.starts_with(want.as_str()))
-        })
+        .filter(|s| args.scenario.is_empty() || args.scenario.iter().any(|want| s.id.value == *want || s.id.value.starts_with(want.as_str())))
         .map(Arc::new)
         .collect();
     if selected.is_empty() {
@@ -276,8 +235,7 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
             if let (Some(body), true) = (&r.outcome.snapshot, r.outcome.passed()) {
                 if !matches!(r.snapshot, Some(snapshot::Comparison::Matches)) {
                     let path = snapshot::path(&snaps, &r.outcome.scenario_id, r.outcome.trial);
-                    snapshot::write(&path, "snapshot", body)
-                        .with_context(|| format!("writing {}", path.display()))?;
+                    snapshot::write(&path, "snapshot", body).with_context(|| format!("writing {}", path.display()))?;
                     println!("wrote {}", path.display());
                     r.snapshot = Some(snapshot::Comparison::Matches);
                 }
@@ -292,10 +250,7 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
     }
     if let Some(kind) = args.report {
         let (default, text) = match kind {
-            ReportArg::Json => (
-                "reports/mic.json",
-                serde_json::to_string_pretty(&report::json(&rep))?,
-            ),
+            ReportArg::Json => ("reports/mic.json", serde_json::to_string_pretty(&report::json(&rep))?),
             ReportArg::Junit => ("reports/junit.xml", report::junit(&rep)),
         };
         if !json_to_stdout {
@@ -307,11 +262,7 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
             println!("report written to {}", path.display());
         }
     }
-    Ok(if rep.failed() == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if rep.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 async fn serve(propagation_delay_ms: u64) -> Result<ExitCode> {
@@ -334,45 +285,29 @@ fn median(v: &mut [Duration]) -> Duration {
 }
 
 async fn bench(dir: &Path, iterations: usize) -> Result<ExitCode> {
-    let Some(scenarios) = load(dir)? else {
-        return Ok(ExitCode::from(2));
-    };
+    let Some(scenarios) = load(dir)? else { return Ok(ExitCode::from(2)) };
     let backend: Arc<dyn Backend> = Arc::new(FakeBackend::default());
     let iterations = iterations.max(1);
     if cfg!(debug_assertions) {
-        println!(
-            "note: this is a debug build; measure with `cargo run --release -p mic-cli -- bench`"
-        );
+        println!("note: this is a debug build; measure with `cargo run --release -p mic-cli -- bench`");
     }
     // Warm up: the process-wide signing key and connection setup.
     let _ = driver::run(backend.as_ref(), &scenarios[0], Trial::Normal).await;
-    println!(
-        "{:<48} {:>10} {:>10}",
-        "scenario (as written, sequential)", "median", "max"
-    );
+    println!("{:<48} {:>10} {:>10}", "scenario (as written, sequential)", "median", "max");
     let mut medians = Vec::new();
     for s in &scenarios {
         let mut times = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let o = driver::run(backend.as_ref(), s, Trial::Normal).await;
             if !o.passed() {
-                bail!(
-                    "{} failed during the benchmark:\n{}",
-                    s.id.value,
-                    o.failure_report().unwrap_or_default()
-                );
+                bail!("{} failed during the benchmark:\n{}", s.id.value, o.failure_report().unwrap_or_default());
             }
             times.push(o.duration);
         }
         let max = times.iter().max().copied().unwrap_or_default();
         let m = median(&mut times);
         medians.push(m);
-        println!(
-            "{:<48} {:>8.2}ms {:>8.2}ms",
-            s.id.value,
-            m.as_secs_f64() * 1e3,
-            max.as_secs_f64() * 1e3
-        );
+        println!("{:<48} {:>8.2}ms {:>8.2}ms", s.id.value, m.as_secs_f64() * 1e3, max.as_secs_f64() * 1e3);
     }
     let all: Vec<Arc<Scenario>> = scenarios.into_iter().map(Arc::new).collect();
     let mut suite_times = Vec::with_capacity(iterations);
@@ -386,19 +321,13 @@ async fn bench(dir: &Path, iterations: usize) -> Result<ExitCode> {
         let started = Instant::now();
         let rep = runner::run_all(backend.clone(), work, 8, None).await;
         if rep.failed() > 0 {
-            bail!(
-                "the suite failed during the benchmark:\n{}",
-                report::console(&rep)
-            );
+            bail!("the suite failed during the benchmark:\n{}", report::console(&rep));
         }
         suite_times.push(started.elapsed());
     }
     let per = median(&mut medians);
     let suite = median(&mut suite_times);
     println!("\nmedian scenario: {:.2} ms", per.as_secs_f64() * 1e3);
-    println!(
-        "whole suite ({trials} trials, concurrency 8): median {:.1} ms over {iterations} runs",
-        suite.as_secs_f64() * 1e3
-    );
+    println!("whole suite ({trials} trials, concurrency 8): median {:.1} ms over {iterations} runs", suite.as_secs_f64() * 1e3);
     Ok(ExitCode::SUCCESS)
 }

@@ -17,10 +17,7 @@ use mic_fake::{FakeCloud, FakeConfig};
 use regex::Regex;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -31,21 +28,12 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 /// Positive scenarios: those whose every call expects success.
 fn granting(s: &Scenario) -> bool {
-    s.has_grants()
-        && s.steps.iter().any(|st| {
-            st.denied_without_grant
-                .as_ref()
-                .is_some_and(|d| d.status.as_ref().is_some_and(|x| x.value == 403))
-        })
+    s.has_grants() && s.steps.iter().any(|st| st.denied_without_grant.as_ref().is_some_and(|d| d.status.as_ref().is_some_and(|x| x.value == 403)))
 }
 
 #[test]
@@ -56,24 +44,11 @@ fn removing_the_grant_steps_makes_every_positive_scenario_fail_with_403_naming_t
     for mut s in scenarios().into_iter().filter(granting) {
         s.steps.retain(|st| st.phase() != Phase::Grant);
         let out = rt.block_on(driver::run(&backend, &s, Trial::Normal));
-        let Verdict::Failed(f) = &out.verdict else {
-            panic!("{} passed without its grant", s.id.value)
-        };
-        let status = f
-            .mismatches
-            .iter()
-            .find(|m| m.what == "status")
-            .map(|m| m.actual.clone())
-            .unwrap_or_default();
+        let Verdict::Failed(f) = &out.verdict else { panic!("{} passed without its grant", s.id.value) };
+        let status = f.mismatches.iter().find(|m| m.what == "status").map(|m| m.actual.clone()).unwrap_or_default();
+        assert!(status.starts_with("403"), "{}: expected a 403, got {status} ({})", s.id.value, f.message);
         assert!(
-            status.starts_with("403"),
-            "{}: expected a 403, got {status} ({})",
-            s.id.value,
-            f.message
-        );
-        assert!(
-            out.transcript
-                .contains("does not have authorization to perform action '"),
+            out.transcript.contains("does not have authorization to perform action '"),
             "{}: the 403 does not name the missing action:\n{}",
             s.id.value,
             out.transcript
@@ -88,36 +63,18 @@ fn a_token_for_another_audience_is_refused_by_arm_with_401() {
     let rt = rt();
     let backend = FakeBackend::default();
     let mut checked = 0;
-    for mut s in scenarios()
-        .into_iter()
-        .filter(|s| s.area() == "arm" && granting(s))
-    {
+    for mut s in scenarios().into_iter().filter(|s| s.area() == "arm" && granting(s)) {
         for st in &mut s.steps {
             if matches!(st.kind.value, StepKind::FetchToken(_)) {
-                let f = st
-                    .fields
-                    .map
-                    .get_mut("resource")
-                    .expect("fetch_token has a resource");
+                let f = st.fields.map.get_mut("resource").expect("fetch_token has a resource");
                 f.value.value = FieldValue::Str(Template::literal("https://vault.azure.net"));
                 st.expect = None;
             }
         }
         let out = rt.block_on(driver::run(&backend, &s, Trial::Normal));
-        let Verdict::Failed(f) = &out.verdict else {
-            panic!("{} passed with a Key Vault token", s.id.value)
-        };
-        let status = f
-            .mismatches
-            .iter()
-            .find(|m| m.what == "status")
-            .map(|m| m.actual.clone())
-            .unwrap_or_default();
-        assert_eq!(
-            status, "401 InvalidAuthenticationTokenAudience",
-            "{}",
-            s.id.value
-        );
+        let Verdict::Failed(f) = &out.verdict else { panic!("{} passed with a Key Vault token", s.id.value) };
+        let status = f.mismatches.iter().find(|m| m.what == "status").map(|m| m.actual.clone()).unwrap_or_default();
+        assert_eq!(status, "401 InvalidAuthenticationTokenAudience", "{}", s.id.value);
         checked += 1;
     }
     assert!(checked >= 6, "only {checked} ARM scenarios checked");
@@ -135,15 +92,9 @@ impl Backend for Inspecting {
         BackendKind::Fake
     }
     async fn environment(&self, _s: &Scenario) -> Result<Box<dyn Environment>, BackendError> {
-        let cloud = FakeCloud::start(FakeConfig::default())
-            .await
-            .map_err(|e| BackendError::Start(e.to_string()))?;
+        let cloud = FakeCloud::start(FakeConfig::default()).await.map_err(|e| BackendError::Start(e.to_string()))?;
         self.clouds.lock().unwrap().push(cloud.clone());
-        Ok(Box::new(KeepAlive(FakeEnvironment::new(
-            cloud,
-            Default::default(),
-            Default::default(),
-        )?)))
+        Ok(Box::new(KeepAlive(FakeEnvironment::new(cloud, Default::default(), Default::default())?)))
     }
 }
 
@@ -158,11 +109,7 @@ impl Environment for KeepAlive {
     fn deployer(&self) -> &mic_core::backend::Deployer {
         self.0.deployer()
     }
-    async fn send(
-        &self,
-        route: mic_core::backend::Route<'_>,
-        req: mic_core::backend::HttpRequest,
-    ) -> Result<mic_core::backend::HttpResponse, BackendError> {
+    async fn send(&self, route: mic_core::backend::Route<'_>, req: mic_core::backend::HttpRequest) -> Result<mic_core::backend::HttpResponse, BackendError> {
         self.0.send(route, req).await
     }
     async fn teardown(&self) -> Result<(), BackendError> {
@@ -182,81 +129,43 @@ fn teardown_removes_every_resource_group_even_after_a_failure() {
             ..Default::default()
         });
         let out = rt.block_on(driver::run(&backend, &s, Trial::Normal));
-        assert!(
-            matches!(out.verdict, Verdict::Failed(_)),
-            "{} should have failed",
-            s.id.value
-        );
+        assert!(matches!(out.verdict, Verdict::Failed(_)), "{} should have failed", s.id.value);
         assert!(out.teardown_error.is_none(), "{:?}", out.teardown_error);
     }
     let clouds = backend.clouds.lock().unwrap();
     assert_eq!(clouds.len(), 4);
     for c in clouds.iter() {
-        assert_eq!(
-            c.resource_group_names(),
-            Vec::<String>::new(),
-            "a resource group survived teardown"
-        );
+        assert_eq!(c.resource_group_names(), Vec::<String>::new(), "a resource group survived teardown");
     }
 }
 
 #[test]
 fn no_secret_reaches_a_transcript_snapshot_or_report() {
     let rt = rt();
-    let jwt =
-        Regex::new(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}").unwrap();
+    let jwt = Regex::new(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}").unwrap();
     let b64_key = Regex::new(r"[A-Za-z0-9+/]{60,}={0,2}").unwrap();
     let secret_param = Regex::new(r"client_secret=[^\[&\s]").unwrap();
     let backend: Arc<dyn Backend> = Arc::new(FakeBackend::default());
     let all: Vec<Arc<Scenario>> = scenarios().into_iter().map(Arc::new).collect();
-    let work = all
-        .iter()
-        .flat_map(|s| {
-            mic_core::runner::trials(s)
-                .into_iter()
-                .map(move |t| (s.clone(), t))
-        })
-        .collect();
+    let work = all.iter().flat_map(|s| mic_core::runner::trials(s).into_iter().map(move |t| (s.clone(), t))).collect();
     let rep: RunReport = rt.block_on(mic_core::runner::run_all(backend, work, 4, None));
     assert!(rep.failed() == 0, "{}", report::console(&rep));
     let mut texts: Vec<(String, String)> = Vec::new();
     for TrialResult { outcome, .. } in &rep.results {
-        texts.push((
-            format!("{} transcript", outcome.trial_name()),
-            outcome.transcript.clone(),
-        ));
-        texts.push((
-            format!("{} snapshot", outcome.trial_name()),
-            outcome.snapshot.clone().unwrap_or_default(),
-        ));
-        assert!(
-            outcome.transcript.contains("[jwt aud="),
-            "{}: no token was redacted, so the scan proves nothing",
-            outcome.trial_name()
-        );
+        texts.push((format!("{} transcript", outcome.trial_name()), outcome.transcript.clone()));
+        texts.push((format!("{} snapshot", outcome.trial_name()), outcome.snapshot.clone().unwrap_or_default()));
+        assert!(outcome.transcript.contains("[jwt aud="), "{}: no token was redacted, so the scan proves nothing", outcome.trial_name());
     }
     texts.push(("json report".into(), report::json(&rep).to_string()));
     texts.push(("junit report".into(), report::junit(&rep)));
     for entry in walk(&root().join("snapshots")) {
-        texts.push((
-            entry.display().to_string(),
-            std::fs::read_to_string(&entry).unwrap_or_default(),
-        ));
+        texts.push((entry.display().to_string(), std::fs::read_to_string(&entry).unwrap_or_default()));
     }
     for (what, text) in &texts {
         assert!(!jwt.is_match(text), "{what} contains a JWT");
-        assert!(
-            !b64_key.is_match(text),
-            "{what} contains something that looks like a key"
-        );
-        assert!(
-            !text.contains("Mic!"),
-            "{what} contains a generated VM password"
-        );
-        assert!(
-            !secret_param.is_match(text),
-            "{what} contains a client secret"
-        );
+        assert!(!b64_key.is_match(text), "{what} contains something that looks like a key");
+        assert!(!text.contains("Mic!"), "{what} contains a generated VM password");
+        assert!(!secret_param.is_match(text), "{what} contains a client secret");
     }
 }
 
@@ -265,11 +174,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p))
-            } else {
-                out.push(p)
-            }
+            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
         }
     }
     out

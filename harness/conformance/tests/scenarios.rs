@@ -13,18 +13,10 @@ use mic_core::model::{BackendKind, Scenario};
 use mic_core::{catalog, diagnostic, runner, snapshot};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
 }
 
-fn run_trial(
-    rt: &tokio::runtime::Runtime,
-    root: &Path,
-    scenario: &Scenario,
-    trial: Trial,
-) -> Result<(), Failed> {
+fn run_trial(rt: &tokio::runtime::Runtime, root: &Path, scenario: &Scenario, trial: Trial) -> Result<(), Failed> {
     let backend = FakeBackend::default();
     let outcome = rt.block_on(driver::run(&backend, scenario, trial));
     if let Some(report) = outcome.failure_report() {
@@ -42,13 +34,11 @@ fn run_trial(
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         settings.bind(|| insta::assert_snapshot!(name, body));
     }))
-    .map_err(|_| {
-        Failed::from(format!(
-            "{} differs from its snapshot; review with `cargo insta review`, rerun with `{}`",
-            outcome.trial_name(),
-            outcome.rerun_command()
-        ))
-    })
+    .map_err(|_| Failed::from(format!(
+        "{} differs from its snapshot; review with `cargo insta review`, rerun with `{}`",
+        outcome.trial_name(),
+        outcome.rerun_command()
+    )))
 }
 
 fn main() {
@@ -58,9 +48,7 @@ fn main() {
     let mut trials = Vec::new();
     if !cat.diagnostics.is_empty() {
         let text = diagnostic::render_all(&cat.diagnostics, false);
-        trials.push(TestTrial::test("catalog::diagnostics", move || {
-            Err(text.clone().into())
-        }));
+        trials.push(TestTrial::test("catalog::diagnostics", move || Err(text.clone().into())));
     }
     let rt = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
@@ -88,11 +76,7 @@ fn main() {
                     BackendKind::Live => {
                         // The live backend needs Azure credentials and network; offline these
                         // trials are ignored (and the nightly workflow runs them).
-                        trials.push(
-                            TestTrial::test(name, || Ok(()))
-                                .with_ignored_flag(true)
-                                .with_kind("live"),
-                        );
+                        trials.push(TestTrial::test(name, || Ok(())).with_ignored_flag(true).with_kind("live"));
                     }
                 }
             }

@@ -184,11 +184,7 @@ pub trait Environment: Send + Sync {
     fn deployer(&self) -> &Deployer;
 
     /// Send a request, from the harness or from inside a host.
-    async fn send(
-        &self,
-        route: Route<'_>,
-        request: HttpRequest,
-    ) -> Result<HttpResponse, BackendError>;
+    async fn send(&self, route: Route<'_>, request: HttpRequest) -> Result<HttpResponse, BackendError>;
 
     /// Base URLs to name in transcripts, asked for when the transcript is rendered (data-plane
     /// endpoints appear during a run): `(name, base url)` becomes `{name}`. The same service

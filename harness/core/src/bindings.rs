@@ -87,10 +87,7 @@ impl Bindings {
         }
         let template = crate::template::parse(key).map_err(|errs| RenderError {
             reference: key.to_string(),
-            reason: errs.first().map_or_else(
-                || "is not a valid template".into(),
-                crate::template::TemplateError::message,
-            ),
+            reason: errs.first().map_or_else(|| "is not a valid template".into(), crate::template::TemplateError::message),
         })?;
         self.render(&template)
     }
@@ -183,14 +180,8 @@ mod tests {
     #[test]
     fn lookup_walks_objects_and_arrays() {
         let mut b = Bindings::default();
-        b.bind(
-            "vm",
-            json!({"identity": {"principal_id": "p1"}, "list": [{"n": 1}]}),
-        );
-        assert_eq!(
-            b.lookup(&r("vm", &["identity", "principal_id"])).unwrap(),
-            "p1"
-        );
+        b.bind("vm", json!({"identity": {"principal_id": "p1"}, "list": [{"n": 1}]}));
+        assert_eq!(b.lookup(&r("vm", &["identity", "principal_id"])).unwrap(), "p1");
         assert_eq!(b.lookup(&r("vm", &["list", "0", "n"])).unwrap(), 1);
         let e = b.lookup(&r("vm", &["identity", "client_id"])).unwrap_err();
         assert!(e.to_string().contains("vm.identity.client_id"), "{e}");

@@ -116,20 +116,12 @@ impl RunOutcome {
 
     /// `arm/linux-vm-system-assigned::fake` (+ `::without-grant`).
     pub fn trial_name(&self) -> String {
-        format!(
-            "{}::{}{}",
-            self.scenario_id,
-            self.backend,
-            self.trial.suffix()
-        )
+        format!("{}::{}{}", self.scenario_id, self.backend, self.trial.suffix())
     }
 
     /// The command that reruns exactly this case.
     pub fn rerun_command(&self) -> String {
-        let mut cmd = format!(
-            "cargo run -q -p mic-cli -- run --scenario {} --backend {}",
-            self.scenario_id, self.backend
-        );
+        let mut cmd = format!("cargo run -q -p mic-cli -- run --scenario {} --backend {}", self.scenario_id, self.backend);
         if self.trial == Trial::WithoutGrant {
             cmd.push_str(" --trial without-grant");
         }
@@ -147,27 +139,12 @@ impl RunOutcome {
                     "{} failed on backend `{}`{}",
                     self.scenario_id,
                     self.backend,
-                    if self.trial == Trial::WithoutGrant {
-                        " (grant-necessity trial: grant steps removed)"
-                    } else {
-                        ""
-                    }
+                    if self.trial == Trial::WithoutGrant { " (grant-necessity trial: grant steps removed)" } else { "" }
                 );
-                let _ = writeln!(
-                    out,
-                    "  step {} `{}` ({}) at {}",
-                    f.step_index + 1,
-                    f.step_id,
-                    f.step_kind,
-                    f.location
-                );
+                let _ = writeln!(out, "  step {} `{}` ({}) at {}", f.step_index + 1, f.step_id, f.step_kind, f.location);
                 let _ = writeln!(out, "  {}", f.message);
                 for m in &f.mismatches {
-                    let _ = writeln!(
-                        out,
-                        "    {}: expected {}, got {}",
-                        m.what, m.expected, m.actual
-                    );
+                    let _ = writeln!(out, "    {}: expected {}, got {}", m.what, m.expected, m.actual);
                 }
                 let tail: Vec<&str> = self.transcript.lines().collect();
                 let start = tail.len().saturating_sub(24);
@@ -283,23 +260,13 @@ impl<'a> Run<'a> {
         bindings.bind("tenant_id", json!(ep.tenant_id));
         bindings.bind("location", json!(ep.location));
         bindings.bind("run_id", json!(ep.run_id));
-        bindings.bind(
-            "host",
-            json!({"name": scenario.host.name, "os": scenario.host.os.name()}),
-        );
+        bindings.bind("host", json!({"name": scenario.host.name, "os": scenario.host.os.name()}));
         let d = env.deployer();
-        bindings.bind(
-            "deployer",
-            json!({"object_id": d.object_id, "client_id": d.client_id}),
-        );
+        bindings.bind("deployer", json!({"object_id": d.object_id, "client_id": d.client_id}));
         let mut secrets = Vec::new();
         match &d.auth {
-            DeployerAuth::ClientSecret { secret, .. } => {
-                secrets.push((secret.expose().to_string(), "client-secret"))
-            }
-            DeployerAuth::AccessToken(t) => {
-                secrets.push((t.expose().to_string(), "deployer-token"))
-            }
+            DeployerAuth::ClientSecret { secret, .. } => secrets.push((secret.expose().to_string(), "client-secret")),
+            DeployerAuth::AccessToken(t) => secrets.push((t.expose().to_string(), "deployer-token")),
         }
         Self {
             env,
@@ -340,9 +307,7 @@ impl<'a> Run<'a> {
                 Some("an earlier step failed".to_string())
             } else if self.trial == Trial::WithoutGrant && step.phase() == Phase::Grant {
                 Some("grant removed for the grant-necessity trial".to_string())
-            } else if self.trial == Trial::WithoutGrant
-                && last_denied.is_some_and(|l| step.index > l)
-            {
+            } else if self.trial == Trial::WithoutGrant && last_denied.is_some_and(|l| step.index > l) {
                 Some("after the last denied call of the grant-necessity trial".to_string())
             } else {
                 None
@@ -382,11 +347,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn step(
-        &mut self,
-        step: &Step,
-        record: &mut StepRecord,
-    ) -> Result<(), (String, Vec<Mismatch>)> {
+    async fn step(&mut self, step: &Step, record: &mut StepRecord) -> Result<(), (String, Vec<Mismatch>)> {
         let outcome = match &step.kind.value {
             StepKind::Provision(kind) => self.provision(*kind, step, record).await,
             StepKind::Grant(kind) => self.grant(*kind, step, record).await,
@@ -398,19 +359,11 @@ impl<'a> Run<'a> {
             return Err(("the step sent no request".into(), Vec::new()));
         };
         let Some(resp) = &primary.response else {
-            return Err((
-                primary
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| "no response".into()),
-                Vec::new(),
-            ));
+            return Err((primary.error.clone().unwrap_or_else(|| "no response".into()), Vec::new()));
         };
         let expect = self.expectation(step);
         // Fetch-token expectations may look at the decoded claims as well as the body.
-        let view = output
-            .as_ref()
-            .filter(|_| step.phase() == Phase::FetchToken);
+        let view = output.as_ref().filter(|_| step.phase() == Phase::FetchToken);
         let mismatches = check(expect, resp, &self.bindings, view);
         if !mismatches.is_empty() {
             let what = if self.trial == Trial::WithoutGrant && step.denied_without_grant.is_some() {
@@ -424,8 +377,7 @@ impl<'a> Run<'a> {
         let mut value = output.unwrap_or_else(|| json!({}));
         if let Value::Object(map) = &mut value {
             map.entry("status").or_insert(json!(resp.status));
-            map.entry("body")
-                .or_insert(resp.json().unwrap_or(Value::Null));
+            map.entry("body").or_insert(resp.json().unwrap_or(Value::Null));
             map.entry("text").or_insert(json!(resp.text()));
             let headers: serde_json::Map<String, Value> = resp
                 .headers
@@ -451,26 +403,15 @@ impl<'a> Run<'a> {
             Ok(r) => (Some(r), None),
             Err(e) => (None, Some(e.to_string())),
         };
-        record.exchanges.push(Exchange {
-            route: route_name,
-            request: req,
-            response,
-            error,
-            duration: started.elapsed(),
-        });
+        record.exchanges.push(Exchange { route: route_name, request: req, response, error, duration: started.elapsed() });
         record.exchanges.len() - 1
     }
 
     fn response<'r>(record: &'r StepRecord, i: usize) -> Result<&'r HttpResponse, StepError> {
         let ex = &record.exchanges[i];
-        ex.response.as_ref().ok_or_else(|| {
-            StepError(format!(
-                "{} {}: {}",
-                ex.request.method,
-                ex.request.url,
-                ex.error.clone().unwrap_or_default()
-            ))
-        })
+        ex.response
+            .as_ref()
+            .ok_or_else(|| StepError(format!("{} {}: {}", ex.request.method, ex.request.url, ex.error.clone().unwrap_or_default())))
     }
 
     async fn deployer_token(&mut self) -> Result<String, StepError> {
@@ -504,21 +445,16 @@ impl<'a> Run<'a> {
                         return Err(StepError(format!(
                             "deployer sign-in at {url} failed with {}: {}",
                             resp.status,
-                            body.get("error_description")
-                                .and_then(Value::as_str)
-                                .unwrap_or("(no description)")
+                            body.get("error_description").and_then(Value::as_str).unwrap_or("(no description)")
                         )));
                     }
                 }
             }
         };
         self.secrets.push((token.clone(), "deployer-token"));
-        self.bindings.bind(
-            "deployer",
-            json!({
-                "object_id": d.object_id, "client_id": d.client_id, "access_token": token
-            }),
-        );
+        self.bindings.bind("deployer", json!({
+            "object_id": d.object_id, "client_id": d.client_id, "access_token": token
+        }));
         self.deployer_token = Some(token.clone());
         Ok(token)
     }
@@ -534,15 +470,12 @@ impl<'a> Run<'a> {
     ) -> Result<usize, StepError> {
         let token = self.deployer_token().await?;
         if method == "PUT" {
-            self.env
-                .before_create(path)
-                .map_err(|e| StepError(e.to_string()))?;
+            self.env.before_create(path).map_err(|e| StepError(e.to_string()))?;
         }
         let ep = self.env.endpoints();
         let sep = if path.contains('?') { '&' } else { '?' };
         let url = format!("{}{path}{sep}api-version={api_version}", ep.arm);
-        let mut req =
-            HttpRequest::new(method, url).header("Authorization", format!("Bearer {token}"));
+        let mut req = HttpRequest::new(method, url).header("Authorization", format!("Bearer {token}"));
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -554,64 +487,35 @@ impl<'a> Run<'a> {
         Ok(i)
     }
 
-    async fn follow_lro(
-        &mut self,
-        resp: &HttpResponse,
-        token: &str,
-        record: &mut StepRecord,
-    ) -> Result<(), StepError> {
+    async fn follow_lro(&mut self, resp: &HttpResponse, token: &str, record: &mut StepRecord) -> Result<(), StepError> {
         let async_op = resp.header("Azure-AsyncOperation").map(str::to_string);
-        let location = resp
-            .header("Location")
-            .filter(|_| resp.status == 202)
-            .map(str::to_string);
-        let Some(url) = async_op.or(location) else {
-            return Ok(());
-        };
+        let location = resp.header("Location").filter(|_| resp.status == 202).map(str::to_string);
+        let Some(url) = async_op.or(location) else { return Ok(()) };
         let deadline = Instant::now() + Duration::from_secs(1800);
         let mut wait = retry_after(resp);
         loop {
             tokio::time::sleep(wait.min(self.env.max_poll_interval())).await;
-            let req = HttpRequest::new("GET", url.clone())
-                .header("Authorization", format!("Bearer {token}"));
+            let req = HttpRequest::new("GET", url.clone()).header("Authorization", format!("Bearer {token}"));
             let i = self.send(Route::Direct, req, record).await;
             let poll = Self::response(record, i)?.clone();
-            let status = poll
-                .json()
-                .and_then(|b| b.get("status").and_then(Value::as_str).map(str::to_string));
+            let status = poll.json().and_then(|b| b.get("status").and_then(Value::as_str).map(str::to_string));
             match (poll.status, status.as_deref()) {
-                (202, _)
-                | (
-                    200,
-                    Some(
-                        "InProgress" | "Accepted" | "Running" | "Creating" | "Updating"
-                        | "Deleting",
-                    ),
-                ) => {}
+                (202, _) | (200, Some("InProgress" | "Accepted" | "Running" | "Creating" | "Updating" | "Deleting")) => {}
                 (200 | 204, Some("Succeeded") | None) => return Ok(()),
                 (_, Some(s)) => {
-                    return Err(StepError(format!(
-                        "long-running operation ended with status {s} ({})",
-                        poll.text()
-                    )));
+                    return Err(StepError(format!("long-running operation ended with status {s} ({})", poll.text())));
                 }
                 (code, None) => return Err(StepError(format!("polling {url} returned {code}"))),
             }
             if Instant::now() > deadline {
-                return Err(StepError(format!(
-                    "long-running operation {url} did not finish in 30 minutes"
-                )));
+                return Err(StepError(format!("long-running operation {url} did not finish in 30 minutes")));
             }
             wait = retry_after(&poll);
         }
     }
 
     fn str_field(&self, step: &Step, name: &str) -> Result<Option<String>, StepError> {
-        step.fields
-            .template(name)
-            .map(|t| self.bindings.render(t))
-            .transpose()
-            .map_err(Into::into)
+        step.fields.template(name).map(|t| self.bindings.render(t)).transpose().map_err(Into::into)
     }
 
     fn req_field(&self, step: &Step, name: &str) -> Result<String, StepError> {
@@ -620,27 +524,16 @@ impl<'a> Run<'a> {
     }
 
     fn list_field(&self, step: &Step, name: &str) -> Result<Vec<String>, StepError> {
-        step.fields
-            .templates(name)
-            .into_iter()
-            .map(|t| self.bindings.render(t).map_err(Into::into))
-            .collect()
+        step.fields.templates(name).into_iter().map(|t| self.bindings.render(t).map_err(Into::into)).collect()
     }
 
     // ---------------------------------------------------------------- provision
 
-    async fn provision(
-        &mut self,
-        kind: ProvisionKind,
-        step: &Step,
-        record: &mut StepRecord,
-    ) -> Result<Option<Value>, StepError> {
+    async fn provision(&mut self, kind: ProvisionKind, step: &Step, record: &mut StepRecord) -> Result<Option<Value>, StepError> {
         let ep = self.env.endpoints().clone();
         let sub = format!("/subscriptions/{}", ep.subscription_id);
         let api = self.str_field(step, "api_version")?;
-        let location = self
-            .str_field(step, "location")?
-            .unwrap_or_else(|| ep.location.clone());
+        let location = self.str_field(step, "location")?.unwrap_or_else(|| ep.location.clone());
         match kind {
             ProvisionKind::ResourceGroup => {
                 let name = self.req_field(step, "name")?;
@@ -649,21 +542,9 @@ impl<'a> Run<'a> {
                 let mut body = json!({"location": location});
                 let tags = self.env.resource_group_tags();
                 if !tags.is_empty() {
-                    body["tags"] = tags
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::String(v)))
-                        .collect::<serde_json::Map<_, _>>()
-                        .into();
+                    body["tags"] = tags.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<_, _>>().into();
                 }
-                let i = self
-                    .arm(
-                        "PUT",
-                        &path,
-                        api.as_deref().unwrap_or(RG_API),
-                        Some(&body),
-                        record,
-                    )
-                    .await?;
+                let i = self.arm("PUT", &path, api.as_deref().unwrap_or(RG_API), Some(&body), record).await?;
                 record.primary = Some(i);
                 let body = Self::response(record, i)?.json().unwrap_or(Value::Null);
                 Ok(Some(json!({
@@ -674,25 +555,11 @@ impl<'a> Run<'a> {
             ProvisionKind::UserAssignedIdentity => {
                 let name = self.req_field(step, "name")?;
                 let rg = self.req_field(step, "resource_group")?;
-                let path = format!(
-                    "{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
-                );
-                let i = self
-                    .arm(
-                        "PUT",
-                        &path,
-                        api.as_deref().unwrap_or(UAI_API),
-                        Some(&json!({"location": location})),
-                        record,
-                    )
-                    .await?;
+                let path = format!("{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}");
+                let i = self.arm("PUT", &path, api.as_deref().unwrap_or(UAI_API), Some(&json!({"location": location})), record).await?;
                 record.primary = Some(i);
                 let body = Self::response(record, i)?.json().unwrap_or(Value::Null);
-                let p = |k: &str| {
-                    body.pointer(&format!("/properties/{k}"))
-                        .cloned()
-                        .unwrap_or(Value::Null)
-                };
+                let p = |k: &str| body.pointer(&format!("/properties/{k}")).cloned().unwrap_or(Value::Null);
                 Ok(Some(json!({
                     "id": body.get("id").cloned().unwrap_or(json!(path)), "name": name,
                     "client_id": p("clientId"), "principal_id": p("principalId"), "tenant_id": p("tenantId"),
@@ -700,34 +567,16 @@ impl<'a> Run<'a> {
             }
             ProvisionKind::Vm | ProvisionKind::Vmss => {
                 let is_vm = kind == ProvisionKind::Vm;
-                let name = self
-                    .str_field(step, "name")?
-                    .unwrap_or_else(|| self.scenario.host.name.clone());
+                let name = self.str_field(step, "name")?.unwrap_or_else(|| self.scenario.host.name.clone());
                 let rg = self.req_field(step, "resource_group")?;
-                let system = step
-                    .fields
-                    .bool("system_assigned")
-                    .unwrap_or(self.scenario.host.system_assigned);
+                let system = step.fields.bool("system_assigned").unwrap_or(self.scenario.host.system_assigned);
                 let users = self.list_field(step, "user_assigned")?;
                 let api = api.unwrap_or_else(|| VM_API.to_string());
-                let ty = if is_vm {
-                    "virtualMachines"
-                } else {
-                    "virtualMachineScaleSets"
-                };
-                let path =
-                    format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/{ty}/{name}");
+                let ty = if is_vm { "virtualMachines" } else { "virtualMachineScaleSets" };
+                let path = format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/{ty}/{name}");
                 let password = random_password();
                 self.secrets.push((password.clone(), "password"));
-                let body = compute_body(
-                    is_vm,
-                    &name,
-                    &location,
-                    self.scenario.host.os,
-                    identity_body(&api, system, &users, &[]),
-                    &format!("{sub}/resourceGroups/{rg}"),
-                    &password,
-                );
+                let body = compute_body(is_vm, &name, &location, self.scenario.host.os, identity_body(&api, system, &users, &[]), &format!("{sub}/resourceGroups/{rg}"), &password);
                 let put = self.arm("PUT", &path, &api, Some(&body), record).await?;
                 if !Self::response(record, put)?.is_success() {
                     record.primary = Some(put);
@@ -744,13 +593,8 @@ impl<'a> Run<'a> {
                 let name = self.req_field(step, if is_vm { "vm" } else { "vmss" })?;
                 let rg = self.req_field(step, "resource_group")?;
                 let api = api.unwrap_or_else(|| VM_API.to_string());
-                let ty = if is_vm {
-                    "virtualMachines"
-                } else {
-                    "virtualMachineScaleSets"
-                };
-                let path =
-                    format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/{ty}/{name}");
+                let ty = if is_vm { "virtualMachines" } else { "virtualMachineScaleSets" };
+                let path = format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/{ty}/{name}");
                 // As the REST how-to says: read the current identities first, because an
                 // update that leaves out assigned identities would remove them.
                 let get = self.arm("GET", &path, &api, None, record).await?;
@@ -769,15 +613,7 @@ impl<'a> Run<'a> {
                     }
                 }
                 let identity = identity_body(&api, system, &users, &remove);
-                let patch = self
-                    .arm(
-                        "PATCH",
-                        &path,
-                        &api,
-                        Some(&json!({"identity": identity})),
-                        record,
-                    )
-                    .await?;
+                let patch = self.arm("PATCH", &path, &api, Some(&json!({"identity": identity})), record).await?;
                 if !Self::response(record, patch)?.is_success() {
                     record.primary = Some(patch);
                     return Ok(None);
@@ -789,18 +625,12 @@ impl<'a> Run<'a> {
                 Ok(Some(identity_outputs(&path, &name, &body)))
             }
             ProvisionKind::AppService => {
-                let name = self
-                    .str_field(step, "name")?
-                    .unwrap_or_else(|| self.scenario.host.name.clone());
+                let name = self.str_field(step, "name")?.unwrap_or_else(|| self.scenario.host.name.clone());
                 let rg = self.req_field(step, "resource_group")?;
-                let system = step
-                    .fields
-                    .bool("system_assigned")
-                    .unwrap_or(self.scenario.host.system_assigned);
+                let system = step.fields.bool("system_assigned").unwrap_or(self.scenario.host.system_assigned);
                 let users = self.list_field(step, "user_assigned")?;
                 let api = api.unwrap_or_else(|| WEB_API.to_string());
-                let path =
-                    format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Web/sites/{name}");
+                let path = format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Web/sites/{name}");
                 let body = json!({"location": location, "kind": "app", "identity": identity_body(&api, system, &users, &[]), "properties": {}});
                 let put = self.arm("PUT", &path, &api, Some(&body), record).await?;
                 if !Self::response(record, put)?.is_success() {
@@ -816,15 +646,9 @@ impl<'a> Run<'a> {
             ProvisionKind::StorageAccount => {
                 let name = self.req_field(step, "name")?;
                 let rg = self.req_field(step, "resource_group")?;
-                let kind = self
-                    .str_field(step, "kind")?
-                    .unwrap_or_else(|| "StorageV2".into());
-                let sku = self
-                    .str_field(step, "sku")?
-                    .unwrap_or_else(|| "Standard_LRS".into());
-                let path = format!(
-                    "{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}"
-                );
+                let kind = self.str_field(step, "kind")?.unwrap_or_else(|| "StorageV2".into());
+                let sku = self.str_field(step, "sku")?.unwrap_or_else(|| "Standard_LRS".into());
+                let path = format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}");
                 let api = api.unwrap_or_else(|| STORAGE_API.into());
                 let body = json!({"location": location, "kind": kind, "sku": {"name": sku}});
                 let put = self.arm("PUT", &path, &api, Some(&body), record).await?;
@@ -841,33 +665,18 @@ impl<'a> Run<'a> {
 
     // ---------------------------------------------------------------- grant
 
-    async fn grant(
-        &mut self,
-        kind: GrantKind,
-        step: &Step,
-        record: &mut StepRecord,
-    ) -> Result<Option<Value>, StepError> {
+    async fn grant(&mut self, kind: GrantKind, step: &Step, record: &mut StepRecord) -> Result<Option<Value>, StepError> {
         match kind {
             GrantKind::RoleAssignment => {
                 let role = self.req_field(step, "role")?;
                 let principal = self.req_field(step, "principal")?;
                 let scope = self.req_field(step, "scope")?;
-                let api = self
-                    .str_field(step, "api_version")?
-                    .unwrap_or_else(|| AUTHZ_API.into());
-                let principal_type = self
-                    .str_field(step, "principal_type")?
-                    .unwrap_or_else(|| "ServicePrincipal".into());
+                let api = self.str_field(step, "api_version")?.unwrap_or_else(|| AUTHZ_API.into());
+                let principal_type = self.str_field(step, "principal_type")?.unwrap_or_else(|| "ServicePrincipal".into());
                 // As `az role assignment create --role Reader` does: look the role up by name.
-                let filter = percent_encoding::utf8_percent_encode(
-                    &format!("roleName eq '{role}'"),
-                    percent_encoding::NON_ALPHANUMERIC,
-                )
-                .to_string();
+                let filter = percent_encoding::utf8_percent_encode(&format!("roleName eq '{role}'"), percent_encoding::NON_ALPHANUMERIC).to_string();
                 let lookup = self.arm("GET", &format!("{scope}/providers/Microsoft.Authorization/roleDefinitions?$filter={filter}"), &api, None, record).await?;
-                let defs = Self::response(record, lookup)?
-                    .json()
-                    .unwrap_or(Value::Null);
+                let defs = Self::response(record, lookup)?.json().unwrap_or(Value::Null);
                 let role_definition_id = defs
                     .pointer("/value/0/id")
                     .and_then(Value::as_str)
@@ -877,22 +686,12 @@ impl<'a> Run<'a> {
                     })
                     .ok_or_else(|| StepError(format!("role `{role}` was not found at scope {scope}")))?;
                 let name = uuid::Uuid::new_v4().to_string();
-                let mut properties =
-                    json!({"roleDefinitionId": role_definition_id, "principalId": principal});
+                let mut properties = json!({"roleDefinitionId": role_definition_id, "principalId": principal});
                 if api.as_str() >= "2018-09-01-preview" {
                     properties["principalType"] = json!(principal_type);
                 }
-                let path =
-                    format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
-                let put = self
-                    .arm(
-                        "PUT",
-                        &path,
-                        &api,
-                        Some(&json!({"properties": properties})),
-                        record,
-                    )
-                    .await?;
+                let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
+                let put = self.arm("PUT", &path, &api, Some(&json!({"properties": properties})), record).await?;
                 record.primary = Some(put);
                 let body = Self::response(record, put)?.json().unwrap_or(Value::Null);
                 Ok(Some(json!({
@@ -918,43 +717,26 @@ impl<'a> Run<'a> {
         // The host is the VM/VMSS provisioned with the host's name (or the only one).
         let by_name = self.scenario.steps.iter().find(|s| {
             self.hosts.contains_key(&s.id.value)
-                && self
-                    .bindings
-                    .get_root(&s.id.value)
-                    .and_then(|v| v.get("name"))
-                    .and_then(Value::as_str)
+                && self.bindings.get_root(&s.id.value).and_then(|v| v.get("name")).and_then(Value::as_str)
                     .is_some_and(|n| n.eq_ignore_ascii_case(&self.scenario.host.name))
         });
         by_name
             .and_then(|s| self.hosts.get(&s.id.value).cloned())
             .or_else(|| self.hosts.values().next().cloned())
-            .ok_or_else(|| {
-                StepError("no host has been provisioned before this fetch_token step".into())
-            })
+            .ok_or_else(|| StepError("no host has been provisioned before this fetch_token step".into()))
     }
 
-    async fn fetch_token(
-        &mut self,
-        source: TokenSource,
-        step: &Step,
-        record: &mut StepRecord,
-    ) -> Result<Option<Value>, StepError> {
+    async fn fetch_token(&mut self, source: TokenSource, step: &Step, record: &mut StepRecord) -> Result<Option<Value>, StepError> {
         let host = self.host_id(step)?;
         let resource = self.req_field(step, "resource")?;
-        let omit: Vec<String> = self
-            .list_field(step, "omit")?
-            .into_iter()
-            .map(|s| s.to_ascii_lowercase())
-            .collect();
+        let omit: Vec<String> = self.list_field(step, "omit")?.into_iter().map(|s| s.to_ascii_lowercase()).collect();
         let encode = step.fields.bool("encode_resource").unwrap_or(false);
         let default_api = match source {
             TokenSource::Imds => Some("2018-02-01"),
             TokenSource::AppService => Some("2019-08-01"),
             TokenSource::Extension => None,
         };
-        let api = self
-            .str_field(step, "api_version")?
-            .or(default_api.map(str::to_string));
+        let api = self.str_field(step, "api_version")?.or(default_api.map(str::to_string));
         let base = match source {
             TokenSource::Imds => IMDS_TOKEN_URL.to_string(),
             TokenSource::Extension => EXTENSION_TOKEN_URL.to_string(),
@@ -971,32 +753,19 @@ impl<'a> Run<'a> {
         }
         if !omit.iter().any(|o| o == "resource") {
             let r = if encode {
-                percent_encoding::utf8_percent_encode(&resource, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string()
+                percent_encoding::utf8_percent_encode(&resource, percent_encoding::NON_ALPHANUMERIC).to_string()
             } else {
                 resource.clone()
             };
             query.push(format!("resource={r}"));
         }
-        let principal_param = if source == TokenSource::AppService {
-            "principal_id"
-        } else {
-            "object_id"
-        };
-        for (field, param) in [
-            ("client_id", "client_id"),
-            ("object_id", principal_param),
-            ("mi_res_id", "mi_res_id"),
-        ] {
+        let principal_param = if source == TokenSource::AppService { "principal_id" } else { "object_id" };
+        for (field, param) in [("client_id", "client_id"), ("object_id", principal_param), ("mi_res_id", "mi_res_id")] {
             if let Some(v) = self.str_field(step, field)? {
                 query.push(format!("{param}={v}"));
             }
         }
-        let url = if query.is_empty() {
-            base
-        } else {
-            format!("{base}?{}", query.join("&"))
-        };
+        let url = if query.is_empty() { base } else { format!("{base}?{}", query.join("&")) };
         let mut req = HttpRequest::new("GET", url);
         match source {
             TokenSource::Imds | TokenSource::Extension => req.set_header("Metadata", "true"),
@@ -1019,17 +788,10 @@ impl<'a> Run<'a> {
         record.primary = Some(i);
         let resp = Self::response(record, i)?;
         let mut body = resp.json().unwrap_or(Value::Null);
-        if let Some(token) = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        {
+        if let Some(token) = body.get("access_token").and_then(Value::as_str).map(str::to_string) {
             self.secrets.push((token.clone(), "access-token"));
             if let Value::Object(map) = &mut body {
-                map.insert(
-                    "claims".into(),
-                    decode_claims(&token).unwrap_or(Value::Null),
-                );
+                map.insert("claims".into(), decode_claims(&token).unwrap_or(Value::Null));
             }
         }
         Ok(Some(body))
@@ -1037,13 +799,7 @@ impl<'a> Run<'a> {
 
     // ---------------------------------------------------------------- call
 
-    async fn call(
-        &mut self,
-        method: &str,
-        url: &crate::model::Template,
-        step: &Step,
-        record: &mut StepRecord,
-    ) -> Result<Option<Value>, StepError> {
+    async fn call(&mut self, method: &str, url: &crate::model::Template, step: &Step, record: &mut StepRecord) -> Result<Option<Value>, StepError> {
         let url = self.bindings.render(url)?;
         let mut req = HttpRequest::new(method, url);
         if step.fields.bool("as_deployer") == Some(true) {
@@ -1057,11 +813,7 @@ impl<'a> Run<'a> {
                 .get_root(&id)
                 .and_then(|v| v.get("access_token"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    StepError(format!(
-                        "`token = \"{id}\"`: that step produced no access token"
-                    ))
-                })?
+                .ok_or_else(|| StepError(format!("`token = \"{id}\"`: that step produced no access token")))?
                 .to_string();
             req.set_header("Authorization", format!("Bearer {token}"));
         }
@@ -1070,17 +822,11 @@ impl<'a> Run<'a> {
         }
         if let Some(body) = step.fields.get("body") {
             match &body.value {
-                crate::model::FieldValue::Str(t) => {
-                    req.body = Some(self.bindings.render(t)?.into_bytes())
-                }
+                crate::model::FieldValue::Str(t) => req.body = Some(self.bindings.render(t)?.into_bytes()),
                 other => {
                     let json = self.bindings.render_json(other)?;
                     req.body = Some(json.to_string().into_bytes());
-                    if !req
-                        .headers
-                        .iter()
-                        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-                    {
+                    if !req.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
                         req.set_header("Content-Type", "application/json");
                     }
                 }
@@ -1099,10 +845,7 @@ impl<'a> Run<'a> {
             crate::sign::apply(&inputs, &mut req).map_err(|e| StepError(e.to_string()))?;
         }
         let expect = self.expectation(step).cloned();
-        let wants_success = expect
-            .as_ref()
-            .and_then(|e| e.status.as_ref())
-            .is_none_or(|s| (200..300).contains(&s.value));
+        let wants_success = expect.as_ref().and_then(|e| e.status.as_ref()).is_none_or(|s| (200..300).contains(&s.value));
         let may_wait = self.trial == Trial::Normal && self.grants_done && wants_success;
         let budget = self.env.propagation_budget();
         let started = Instant::now();
@@ -1110,10 +853,7 @@ impl<'a> Run<'a> {
         loop {
             let i = self.send(Route::Direct, req.clone(), record).await;
             record.primary = Some(i);
-            let denied = record.exchanges[i]
-                .response
-                .as_ref()
-                .is_some_and(|r| matches!(r.status, 401 | 403));
+            let denied = record.exchanges[i].response.as_ref().is_some_and(|r| matches!(r.status, 401 | 403));
             if !(may_wait && denied && started.elapsed() + wait < budget) {
                 if may_wait && started.elapsed() > Duration::ZERO && record.exchanges.len() > 1 {
                     record.propagation_wait = Some(started.elapsed());
@@ -1146,30 +886,11 @@ impl<'a> Run<'a> {
             };
             let sub = format!("/subscriptions/{}", self.env.endpoints().subscription_id);
             for rg in groups {
-                match self
-                    .arm(
-                        "DELETE",
-                        &format!("{sub}/resourcegroups/{rg}"),
-                        RG_API,
-                        None,
-                        &mut record,
-                    )
-                    .await
-                {
+                match self.arm("DELETE", &format!("{sub}/resourcegroups/{rg}"), RG_API, None, &mut record).await {
                     Ok(i) => {
-                        let status = record.exchanges[i]
-                            .response
-                            .as_ref()
-                            .map_or(0, |r| r.status);
+                        let status = record.exchanges[i].response.as_ref().map_or(0, |r| r.status);
                         if !matches!(status, 200 | 202 | 204 | 404) {
-                            errors.push(format!(
-                                "DELETE resource group {rg}: {status} {}",
-                                record.exchanges[i]
-                                    .response
-                                    .as_ref()
-                                    .and_then(error_code)
-                                    .unwrap_or_default()
-                            ));
+                            errors.push(format!("DELETE resource group {rg}: {status} {}", record.exchanges[i].response.as_ref().and_then(error_code).unwrap_or_default()));
                         }
                     }
                     Err(e) => errors.push(format!("DELETE resource group {rg}: {}", e.0)),
@@ -1201,11 +922,7 @@ impl<'a> Run<'a> {
         for rec in &self.records {
             let header = format!(
                 "step {} `{}` {}{}",
-                if rec.index == usize::MAX {
-                    "-".to_string()
-                } else {
-                    (rec.index + 1).to_string()
-                },
+                if rec.index == usize::MAX { "-".to_string() } else { (rec.index + 1).to_string() },
                 rec.id,
                 rec.kind,
                 match &rec.status {
@@ -1231,31 +948,14 @@ impl<'a> Run<'a> {
 
 /// Request headers worth showing in a snapshot (others vary by client and backend).
 const SNAPSHOT_REQUEST_HEADERS: &[&str] = &[
-    "authorization",
-    "metadata",
-    "x-identity-header",
-    "x-forwarded-for",
-    "content-type",
-    "x-ms-version",
-    "x-ms-date",
-    "x-ms-blob-type",
-    "x-ms-documentdb-isquery",
+    "authorization", "metadata", "x-identity-header", "x-forwarded-for", "content-type",
+    "x-ms-version", "x-ms-date", "x-ms-blob-type", "x-ms-documentdb-isquery",
 ];
-const SNAPSHOT_RESPONSE_HEADERS: &[&str] = &[
-    "content-type",
-    "www-authenticate",
-    "location",
-    "retry-after",
-];
+const SNAPSHOT_RESPONSE_HEADERS: &[&str] = &["content-type", "www-authenticate", "location", "retry-after"];
 
 fn render_exchange(redactor: &mut Redactor, ex: &Exchange, all_headers: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "  > {} {}",
-        ex.request.method,
-        redactor.text(&ex.request.url)
-    );
+    let _ = writeln!(out, "  > {} {}", ex.request.method, redactor.text(&ex.request.url));
     let mut headers: Vec<&(String, String)> = ex.request.headers.iter().collect();
     headers.sort_by_key(|(n, _)| n.to_ascii_lowercase());
     for (n, v) in headers {
@@ -1273,18 +973,12 @@ fn render_exchange(redactor: &mut Redactor, ex: &Exchange, all_headers: bool) ->
             headers.sort_by_key(|(n, _)| n.to_ascii_lowercase());
             for (n, v) in headers {
                 let lower = n.to_ascii_lowercase();
-                if SNAPSHOT_RESPONSE_HEADERS.contains(&lower.as_str())
-                    || (all_headers && lower.starts_with("x-ms-error"))
-                {
+                if SNAPSHOT_RESPONSE_HEADERS.contains(&lower.as_str()) || (all_headers && lower.starts_with("x-ms-error")) {
                     let _ = writeln!(out, "  < {lower}: {}", redactor.text(v));
                 }
             }
             if !r.body.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "  < {}",
-                    indent(&render_body(redactor, &r.body), "  < ")
-                );
+                let _ = writeln!(out, "  < {}", indent(&render_body(redactor, &r.body), "  < "));
             }
         }
         (None, Some(e)) => {
@@ -1318,9 +1012,7 @@ fn retry_after(resp: &HttpResponse) -> Duration {
 
 fn decode_claims(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let mut claims: Value = serde_json::from_slice(&bytes).ok()?;
     // Claims are safe to bind, but never the signature.
     if let Value::Object(m) = &mut claims {
@@ -1337,12 +1029,7 @@ fn random_password() -> String {
 /// The `identity` block of a VM/VMSS body in the shape of the api-version: the
 /// `identityIds` array before 2018-06-01, the `userAssignedIdentities` dictionary after.
 /// `removed` ids are sent as `null` entries in the dictionary form (as the REST how-to does).
-pub fn identity_body(
-    api_version: &str,
-    system: bool,
-    users: &[String],
-    removed: &[String],
-) -> Value {
+pub fn identity_body(api_version: &str, system: bool, users: &[String], removed: &[String]) -> Value {
     let ty = match (system, users.is_empty()) {
         (true, false) => "SystemAssigned, UserAssigned",
         (true, true) => "SystemAssigned",
@@ -1369,20 +1056,14 @@ pub fn identity_body(
 /// (system-assigned enabled, user-assigned ids) from a VM/VMSS GET body, either shape.
 fn current_identity(body: &Value) -> (bool, Vec<String>) {
     let identity = body.get("identity");
-    let ty = identity
-        .and_then(|i| i.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("None");
+    let ty = identity.and_then(|i| i.get("type")).and_then(Value::as_str).unwrap_or("None");
     let system = ty.to_ascii_lowercase().contains("systemassigned");
     let mut users: Vec<String> = identity
         .and_then(|i| i.get("userAssignedIdentities"))
         .and_then(Value::as_object)
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    if let Some(ids) = identity
-        .and_then(|i| i.get("identityIds"))
-        .and_then(Value::as_array)
-    {
+    if let Some(ids) = identity.and_then(|i| i.get("identityIds")).and_then(Value::as_array) {
         users.extend(ids.iter().filter_map(Value::as_str).map(str::to_string));
     }
     (system, users)
@@ -1393,20 +1074,14 @@ fn current_identity(body: &Value) -> (bool, Vec<String>) {
 fn identity_outputs(path: &str, name: &str, body: &Value) -> Value {
     let identity = body.get("identity").cloned().unwrap_or(Value::Null);
     let mut users = serde_json::Map::new();
-    if let Some(map) = identity
-        .get("userAssignedIdentities")
-        .and_then(Value::as_object)
-    {
+    if let Some(map) = identity.get("userAssignedIdentities").and_then(Value::as_object) {
         for (id, v) in map {
             let short = id.rsplit('/').next().unwrap_or(id).to_string();
-            users.insert(
-                short,
-                json!({
-                    "id": id,
-                    "client_id": v.get("clientId").cloned().unwrap_or(Value::Null),
-                    "principal_id": v.get("principalId").cloned().unwrap_or(Value::Null),
-                }),
-            );
+            users.insert(short, json!({
+                "id": id,
+                "client_id": v.get("clientId").cloned().unwrap_or(Value::Null),
+                "principal_id": v.get("principalId").cloned().unwrap_or(Value::Null),
+            }));
         }
     }
     json!({
@@ -1423,22 +1098,10 @@ fn identity_outputs(path: &str, name: &str, body: &Value) -> Value {
 
 /// The body the REST how-to sends to create a VM (004 L4821-4878) or a scale set
 /// (L6584-6644), with the identity block of the scenario.
-fn compute_body(
-    is_vm: bool,
-    name: &str,
-    location: &str,
-    os: crate::model::Os,
-    identity: Value,
-    rg_id: &str,
-    password: &str,
-) -> Value {
+fn compute_body(is_vm: bool, name: &str, location: &str, os: crate::model::Os, identity: Value, rg_id: &str, password: &str) -> Value {
     let image = match os {
-        crate::model::Os::Windows => {
-            json!({"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2019-Datacenter", "version": "latest"})
-        }
-        crate::model::Os::Linux => {
-            json!({"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"})
-        }
+        crate::model::Os::Windows => json!({"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2019-Datacenter", "version": "latest"}),
+        crate::model::Os::Linux => json!({"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"}),
     };
     let storage = json!({
         "imageReference": image,
@@ -1483,12 +1146,7 @@ mod tests {
     #[case::none("2018-06-01", false, &[], json!({"type": "None"}))]
     #[case::array_form("2017-12-01", false, &["/x/ID1"], json!({"type": "UserAssigned", "identityIds": ["/x/ID1"]}))]
     #[case::dict_form("2018-06-01", true, &["/x/ID1"], json!({"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {"/x/ID1": {}}}))]
-    fn identity_shapes(
-        #[case] api: &str,
-        #[case] system: bool,
-        #[case] users: &[&str],
-        #[case] want: Value,
-    ) {
+    fn identity_shapes(#[case] api: &str, #[case] system: bool, #[case] users: &[&str], #[case] want: Value) {
         let users: Vec<String> = users.iter().map(|s| (*s).to_string()).collect();
         assert_eq!(identity_body(api, system, &users, &[]), want);
     }
@@ -1502,13 +1160,10 @@ mod tests {
 
     #[test]
     fn current_identity_reads_both_shapes() {
-        let (s, u) = current_identity(
-            &json!({"identity": {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {"/a": {}}}}),
-        );
+        let (s, u) = current_identity(&json!({"identity": {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {"/a": {}}}}));
         assert!(s);
         assert_eq!(u, vec!["/a".to_string()]);
-        let (s, u) =
-            current_identity(&json!({"identity": {"type": "userAssigned", "identityIds": ["/b"]}}));
+        let (s, u) = current_identity(&json!({"identity": {"type": "userAssigned", "identityIds": ["/b"]}}));
         assert!(!s);
         assert_eq!(u, vec!["/b".to_string()]);
     }

@@ -50,34 +50,19 @@ fn type_name(v: &Value) -> &'static str {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 200 {
-        format!("{}...", &s[..200])
-    } else {
-        s
-    }
+    if s.len() > 200 { format!("{}...", &s[..200]) } else { s }
 }
 
 /// Compare a response with an expectation (`None` means "any 2xx"). JSON paths are looked up
 /// in `view` when given (a fetch-token step's body plus its decoded `claims`), else in the body.
-pub fn check(
-    expect: Option<&Expect>,
-    resp: &HttpResponse,
-    bindings: &Bindings,
-    view: Option<&Value>,
-) -> Vec<Mismatch> {
+pub fn check(expect: Option<&Expect>, resp: &HttpResponse, bindings: &Bindings, view: Option<&Value>) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let Some(e) = expect else {
         if !resp.is_success() {
             out.push(Mismatch {
                 what: "status".into(),
                 expected: "2xx".into(),
-                actual: format!(
-                    "{}{}",
-                    resp.status,
-                    error_code(resp)
-                        .map(|c| format!(" {c}"))
-                        .unwrap_or_default()
-                ),
+                actual: format!("{}{}", resp.status, error_code(resp).map(|c| format!(" {c}")).unwrap_or_default()),
             });
         }
         return out;
@@ -86,13 +71,7 @@ pub fn check(
         Some(s) if s.value != resp.status => out.push(Mismatch {
             what: "status".into(),
             expected: s.value.to_string(),
-            actual: format!(
-                "{}{}",
-                resp.status,
-                error_code(resp)
-                    .map(|c| format!(" {c}"))
-                    .unwrap_or_default()
-            ),
+            actual: format!("{}{}", resp.status, error_code(resp).map(|c| format!(" {c}")).unwrap_or_default()),
         }),
         None if !resp.is_success() => out.push(Mismatch {
             what: "status".into(),
@@ -208,35 +187,16 @@ mod tests {
     use rstest::rstest;
 
     fn resp(status: u16, body: &str) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: vec![],
-            body: body.as_bytes().to_vec(),
-        }
+        HttpResponse { status, headers: vec![], body: body.as_bytes().to_vec() }
     }
 
     #[rstest]
-    #[case::arm(
-        r#"{"error":{"code":"AuthorizationFailed","message":"m"}}"#,
-        Some("AuthorizationFailed")
-    )]
-    #[case::imds(
-        r#"{"error":"bad_request_102","error_description":"d"}"#,
-        Some("bad_request_102")
-    )]
-    #[case::graph(
-        r#"{"odata.error":{"code":"Authorization_RequestDenied"}}"#,
-        Some("Authorization_RequestDenied")
-    )]
-    #[case::webhdfs(
-        r#"{"RemoteException":{"exception":"AccessControlException"}}"#,
-        Some("AccessControlException")
-    )]
+    #[case::arm(r#"{"error":{"code":"AuthorizationFailed","message":"m"}}"#, Some("AuthorizationFailed"))]
+    #[case::imds(r#"{"error":"bad_request_102","error_description":"d"}"#, Some("bad_request_102"))]
+    #[case::graph(r#"{"odata.error":{"code":"Authorization_RequestDenied"}}"#, Some("Authorization_RequestDenied"))]
+    #[case::webhdfs(r#"{"RemoteException":{"exception":"AccessControlException"}}"#, Some("AccessControlException"))]
     #[case::cosmos(r#"{"code":"Unauthorized","message":"m"}"#, Some("Unauthorized"))]
-    #[case::storage_xml(
-        "<?xml version=\"1.0\"?><Error><Code>AuthenticationFailed</Code><Message>m</Message></Error>",
-        Some("AuthenticationFailed")
-    )]
+    #[case::storage_xml("<?xml version=\"1.0\"?><Error><Code>AuthenticationFailed</Code><Message>m</Message></Error>", Some("AuthenticationFailed"))]
     #[case::none("hello", None)]
     fn extracts_error_codes(#[case] body: &str, #[case] want: Option<&str>) {
         assert_eq!(error_code(&resp(400, body)).as_deref(), want);
@@ -245,12 +205,7 @@ mod tests {
     #[test]
     fn default_expectation_wants_success() {
         assert!(check(None, &resp(200, "{}"), &Bindings::default(), None).is_empty());
-        let m = check(
-            None,
-            &resp(403, r#"{"error":{"code":"AuthorizationFailed"}}"#),
-            &Bindings::default(),
-            None,
-        );
+        let m = check(None, &resp(403, r#"{"error":{"code":"AuthorizationFailed"}}"#), &Bindings::default(), None);
         assert_eq!(m[0].actual, "403 AuthorizationFailed");
     }
 }

@@ -7,20 +7,20 @@
 //!
 //! This crate does not depend on the fake cloud: backends plug in through [`backend`].
 
-pub mod backend;
-pub mod bindings;
 pub mod catalog;
 pub mod diagnostic;
-pub mod driver;
-pub mod expect;
 pub mod model;
 pub mod parse;
-pub mod redact;
-pub mod report;
 pub mod roles;
-pub mod runner;
 pub mod schema;
-pub mod sign;
-pub mod snapshot;
 pub mod template;
 pub mod validate;
+pub mod backend;
+pub mod bindings;
+pub mod redact;
+pub mod expect;
+pub mod driver;
+pub mod snapshot;
+pub mod report;
+pub mod runner;
+pub mod sign;

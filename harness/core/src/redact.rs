@@ -37,10 +37,8 @@ static SAS_SIG: LazyLock<Regex> =
 static SHARED_KEY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(SharedKey(?:Lite)? [^:\s]+:)[A-Za-z0-9+/=]+").expect("valid regex")
 });
-static COSMOS_AUTH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(type%3dmaster%26ver%3d1\.0%26sig%3d|type=master&ver=1\.0&sig=)[^&\s]+")
-        .expect("valid regex")
-});
+static COSMOS_AUTH: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(type%3dmaster%26ver%3d1\.0%26sig%3d|type=master&ver=1\.0&sig=)[^&\s]+").expect("valid regex"));
 /// Long base64 runs (account keys, signatures) that slipped past the structural rules.
 static LONG_B64: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/]{40,}={0,2}").expect("valid regex"));
@@ -61,15 +59,7 @@ const SECRET_KEYS: &[&str] = &[
 ];
 
 /// JSON keys whose values are epoch seconds (kept as the same JSON type).
-const EPOCH_KEYS: &[&str] = &[
-    "expires_on",
-    "not_before",
-    "expires_in",
-    "ext_expires_in",
-    "iat",
-    "nbf",
-    "exp",
-];
+const EPOCH_KEYS: &[&str] = &["expires_on", "not_before", "expires_in", "ext_expires_in", "iat", "nbf", "exp"];
 
 /// Redacts one run's transcript; numbering of GUIDs is per redactor.
 #[derive(Debug, Default)]
@@ -102,13 +92,10 @@ impl Redactor {
         if value.len() < 3 {
             return;
         }
-        self.fixed
-            .push((value.to_string(), placeholder.to_string()));
+        self.fixed.push((value.to_string(), placeholder.to_string()));
         if GUID.is_match(value) {
-            self.fixed
-                .push((value.to_ascii_lowercase(), placeholder.to_string()));
-            self.fixed
-                .push((value.to_ascii_uppercase(), placeholder.to_string()));
+            self.fixed.push((value.to_ascii_lowercase(), placeholder.to_string()));
+            self.fixed.push((value.to_ascii_uppercase(), placeholder.to_string()));
         }
         self.fixed.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
     }
@@ -135,11 +122,7 @@ impl Redactor {
         let s = HTTP_DATE.replace_all(&s, "[http-date]");
         let s = ISO_TIME.replace_all(&s, "[timestamp]");
         let s = LONG_B64.replace_all(&s, |c: &regex::Captures<'_>| {
-            if looks_random(&c[0]) {
-                "[secret]".to_string()
-            } else {
-                c[0].to_string()
-            }
+            if looks_random(&c[0]) { "[secret]".to_string() } else { c[0].to_string() }
         });
         let guids = &mut self.guids;
         GUID.replace_all(&s, |c: &regex::Captures<'_>| {
@@ -165,11 +148,7 @@ impl Redactor {
                 };
             }
             if EPOCH_KEYS.contains(&k) {
-                let label = if k.ends_with("expires_in") {
-                    "[seconds]"
-                } else {
-                    "[epoch]"
-                };
+                let label = if k.ends_with("expires_in") { "[seconds]" } else { "[epoch]" };
                 return match v {
                     Value::String(_) => Value::String(label.into()),
                     Value::Number(_) => Value::from(0),
@@ -219,17 +198,9 @@ fn describe_jwt(token: &str) -> String {
     let claims = token
         .split('.')
         .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p.trim_end_matches('='))
-                .ok()
-        })
+        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-    match claims
-        .as_ref()
-        .and_then(|c| c.get("aud"))
-        .and_then(Value::as_str)
-    {
+    match claims.as_ref().and_then(|c| c.get("aud")).and_then(Value::as_str) {
         Some(aud) => format!("[jwt aud={aud}]"),
         None => "[jwt]".to_string(),
     }
@@ -263,32 +234,16 @@ mod tests {
     }
 
     #[rstest]
-    #[case::arm_url(
-        "GET http://127.0.0.1:4001/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-r1x2y3",
-        "GET {arm}/subscriptions/[subscription-id]/resourceGroups/rg-[run-id]"
-    )]
-    #[case::guids_numbered(
-        "a 0b1c2d3e-0000-4000-8000-000000000001 b 0B1C2D3E-0000-4000-8000-000000000001 c 9b1c2d3e-0000-4000-8000-000000000009",
-        "a [guid-1] b [guid-1] c [guid-2]"
-    )]
-    #[case::sas(
-        "https://a.blob.core.windows.net/c?sv=2017-11-09&sig=abc%2Bdef%3D&sp=r",
-        "https://a.blob.core.windows.net/c?sv=2017-11-09&sig=[signature]&sp=r"
-    )]
-    #[case::shared_key(
-        "SharedKey myacct:Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==",
-        "SharedKey myacct:[signature]"
-    )]
+    #[case::arm_url("GET http://127.0.0.1:4001/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-r1x2y3",
+        "GET {arm}/subscriptions/[subscription-id]/resourceGroups/rg-[run-id]")]
+    #[case::guids_numbered("a 0b1c2d3e-0000-4000-8000-000000000001 b 0B1C2D3E-0000-4000-8000-000000000001 c 9b1c2d3e-0000-4000-8000-000000000009",
+        "a [guid-1] b [guid-1] c [guid-2]")]
+    #[case::sas("https://a.blob.core.windows.net/c?sv=2017-11-09&sig=abc%2Bdef%3D&sp=r", "https://a.blob.core.windows.net/c?sv=2017-11-09&sig=[signature]&sp=r")]
+    #[case::shared_key("SharedKey myacct:Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==", "SharedKey myacct:[signature]")]
     #[case::iso_time("created 2026-11-23T05:31:45.1234567Z", "created [timestamp]")]
-    #[case::action_names_stay(
-        "action 'Microsoft.Resources/subscriptions/resourceGroups/read'",
-        "action 'Microsoft.Resources/subscriptions/resourceGroups/read'"
-    )]
+    #[case::action_names_stay("action 'Microsoft.Resources/subscriptions/resourceGroups/read'", "action 'Microsoft.Resources/subscriptions/resourceGroups/read'")]
     #[case::http_date("Mon, 23 Nov 2026 05:31:45 GMT", "[http-date]")]
-    #[case::account_key(
-        "key Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6MDEyMzQ1Njc4OQ==",
-        "key [secret]"
-    )]
+    #[case::account_key("key Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6MDEyMzQ1Njc4OQ==", "key [secret]")]
     fn redacts_text(#[case] input: &str, #[case] want: &str) {
         let mut r = Redactor::new(&endpoints());
         assert_eq!(r.text(input), want);
@@ -319,10 +274,7 @@ mod tests {
         assert_eq!(out["keys"][0]["keyName"], "key1");
         assert_eq!(out["adminPassword"], "[secret]");
         let text = serde_json::to_string(&out).unwrap();
-        assert!(
-            !text.contains("eyJ") && !text.contains("myPassword12"),
-            "{text}"
-        );
+        assert!(!text.contains("eyJ") && !text.contains("myPassword12"), "{text}");
     }
 
     #[test]

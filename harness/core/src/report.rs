@@ -12,11 +12,7 @@ use crate::snapshot::Comparison;
 
 fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        format!("{ms:.0} ms")
-    }
+    if ms >= 1000.0 { format!("{:.2} s", ms / 1000.0) } else { format!("{ms:.0} ms") }
 }
 
 fn trial_name(t: Trial) -> &'static str {
@@ -41,34 +37,16 @@ fn result_word(r: &TrialResult) -> &'static str {
 }
 
 fn steps_cell(r: &TrialResult) -> String {
-    let steps: Vec<_> = r
-        .outcome
-        .steps
-        .iter()
-        .filter(|s| s.id != "teardown")
-        .collect();
-    let ran = steps
-        .iter()
-        .filter(|s| !matches!(s.status, StepStatus::Skipped(_)))
-        .count();
+    let steps: Vec<_> = r.outcome.steps.iter().filter(|s| s.id != "teardown").collect();
+    let ran = steps.iter().filter(|s| !matches!(s.status, StepStatus::Skipped(_))).count();
     format!("{ran}/{}", steps.len())
 }
 
 /// The console table plus failure details and a summary line.
 pub fn console(report: &RunReport) -> String {
     let mut out = String::new();
-    let width = report
-        .results
-        .iter()
-        .map(|r| r.outcome.scenario_id.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    let _ = writeln!(
-        out,
-        "{:<width$}  {:<13}  {:>5}  {:<19}  {:>8}",
-        "scenario", "trial", "steps", "result", "time"
-    );
+    let width = report.results.iter().map(|r| r.outcome.scenario_id.len()).max().unwrap_or(8).max(8);
+    let _ = writeln!(out, "{:<width$}  {:<13}  {:>5}  {:<19}  {:>8}", "scenario", "trial", "steps", "result", "time");
     let _ = writeln!(out, "{}", "-".repeat(width + 55));
     for r in &report.results {
         let o = &r.outcome;
@@ -101,11 +79,7 @@ pub fn console(report: &RunReport) -> String {
             let _ = writeln!(out, "\n{} ignored: {why}", r.outcome.trial_name());
         }
     }
-    let scenarios = report
-        .results
-        .iter()
-        .filter(|r| r.outcome.trial == Trial::Normal)
-        .count();
+    let scenarios = report.results.iter().filter(|r| r.outcome.trial == Trial::Normal).count();
     let necessity = report.results.len() - scenarios;
     let _ = writeln!(
         out,
@@ -190,9 +164,7 @@ pub fn junit(report: &RunReport) -> String {
         } else {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
             let text = o.failure_report().or_else(|| match &r.snapshot {
-                Some(Comparison::Differs { diff, .. }) => {
-                    Some(format!("snapshot differs:\n{diff}"))
-                }
+                Some(Comparison::Differs { diff, .. }) => Some(format!("snapshot differs:\n{diff}")),
                 _ => None,
             });
             s.set_message(result_word(r));
@@ -202,13 +174,7 @@ pub fn junit(report: &RunReport) -> String {
             s
         };
         let mut case = TestCase::new(o.trial_name(), status);
-        case.set_classname(
-            o.scenario_id
-                .split('/')
-                .next()
-                .unwrap_or("misc")
-                .to_string(),
-        );
+        case.set_classname(o.scenario_id.split('/').next().unwrap_or("misc").to_string());
         case.set_time(o.duration);
         suite.add_test_case(case);
     }

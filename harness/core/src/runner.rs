@@ -51,16 +51,10 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn passed(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|r| r.passed() && !r.ignored())
-            .count()
+        self.results.iter().filter(|r| r.passed() && !r.ignored()).count()
     }
     pub fn failed(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|r| !r.passed() && !r.ignored())
-            .count()
+        self.results.iter().filter(|r| !r.passed() && !r.ignored()).count()
     }
     pub fn ignored(&self) -> usize {
         self.results.iter().filter(|r| r.ignored()).count()
@@ -81,10 +75,7 @@ pub async fn run_all(
         let backend = backend.clone();
         let permits = permits.clone();
         handles.push(tokio::spawn(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
+            let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
             driver::run(backend.as_ref(), &scenario, trial).await
         }));
     }
@@ -97,9 +88,5 @@ pub async fn run_all(
         let snapshot = snapshot_root.and_then(|root| snapshot::compare(root, &outcome));
         results.push(TrialResult { outcome, snapshot });
     }
-    RunReport {
-        backend: backend.kind().to_string(),
-        results,
-        wall_time: started.elapsed(),
-    }
+    RunReport { backend: backend.kind().to_string(), results, wall_time: started.elapsed() }
 }

@@ -42,20 +42,10 @@ pub struct FieldSpec {
 }
 
 const fn req(name: &'static str, ty: FieldType, doc: &'static str) -> FieldSpec {
-    FieldSpec {
-        name,
-        ty,
-        required: true,
-        doc,
-    }
+    FieldSpec { name, ty, required: true, doc }
 }
 const fn opt(name: &'static str, ty: FieldType, doc: &'static str) -> FieldSpec {
-    FieldSpec {
-        name,
-        ty,
-        required: false,
-        doc,
-    }
+    FieldSpec { name, ty, required: false, doc }
 }
 
 /// One step kind: `provision = "vm"`, `grant = "role_assignment"`, `fetch_token = "imds"`,
@@ -108,100 +98,44 @@ use FieldType::{Bool, Json, Str, StrList, StrTable};
 
 /// Fields every step may carry besides its kind's own.
 pub const STEP_COMMON: &[FieldSpec] = &[
-    opt(
-        "id",
-        Str,
-        "Name other steps use in `${id.output}` references (default `step-N`).",
-    ),
+    opt("id", Str, "Name other steps use in `${id.output}` references (default `step-N`)."),
     opt("note", Str, "Free text shown in reports."),
-    opt(
-        "lines",
-        Str,
-        "Line range in the article this step encodes, e.g. `\"396-398\"`.",
-    ),
-    opt(
-        "expect",
-        Json,
-        "What the response must look like (see Expectations).",
-    ),
+    opt("lines", Str, "Line range in the article this step encodes, e.g. `\"396-398\"`."),
+    opt("expect", Json, "What the response must look like (see Expectations)."),
     opt(
         "denied_without_grant",
         Json,
         "How this call must be denied when the scenario's grant steps are removed.",
     ),
-    opt(
-        "snapshot",
-        Bool,
-        "Put this step's redacted exchange in the snapshot (default: true for fetch_token and call).",
-    ),
+    opt("snapshot", Bool, "Put this step's redacted exchange in the snapshot (default: true for fetch_token and call)."),
 ];
 
 /// Keys of an `expect` / `denied_without_grant` table.
 pub const EXPECT_FIELDS: &[FieldSpec] = &[
     opt("status", FieldType::Int, "HTTP status (default: any 2xx)."),
-    opt(
-        "code",
-        Str,
-        "The service's error code (ARM `error.code`, IMDS `error`, Storage `<Code>`...).",
-    ),
-    opt(
-        "json",
-        Json,
-        "Table of dotted JSON paths to expected values.",
-    ),
-    opt(
-        "json_types",
-        StrTable,
-        "Table of dotted JSON paths to JSON types (`string`, `number`, ...).",
-    ),
-    opt(
-        "absent",
-        StrList,
-        "Dotted JSON paths that must not be present.",
-    ),
-    opt(
-        "headers",
-        StrTable,
-        "Response headers that must have these values.",
-    ),
+    opt("code", Str, "The service's error code (ARM `error.code`, IMDS `error`, Storage `<Code>`...)."),
+    opt("json", Json, "Table of dotted JSON paths to expected values."),
+    opt("json_types", StrTable, "Table of dotted JSON paths to JSON types (`string`, `number`, ...)."),
+    opt("absent", StrList, "Dotted JSON paths that must not be present."),
+    opt("headers", StrTable, "Response headers that must have these values."),
     opt("body_contains", Str, "Text the response body must contain."),
 ];
 
 /// Top-level keys.
 pub const TOP_LEVEL: &[FieldSpec] = &[
     req("format", FieldType::Int, "Format version; must be `1`."),
-    req(
-        "id",
-        Str,
-        "`area/behaviour_outcome`, unique across the suite.",
-    ),
+    req("id", Str, "`area/behaviour_outcome`, unique across the suite."),
     req("title", Str, "One line: what the scenario shows."),
     opt("description", Str, "Longer prose."),
-    req(
-        "article",
-        Json,
-        "The seed article and sections this scenario encodes.",
-    ),
-    opt(
-        "backends",
-        StrList,
-        "Backends the scenario runs on: `fake`, `live` (default both).",
-    ),
+    req("article", Json, "The seed article and sections this scenario encodes."),
+    opt("backends", StrList, "Backends the scenario runs on: `fake`, `live` (default both)."),
     opt("tags", StrList, "Free labels for `--tag` filtering."),
-    req(
-        "host",
-        Json,
-        "The VM, scale set or App Service the in-host steps run on.",
-    ),
+    req("host", Json, "The VM, scale set or App Service the in-host steps run on."),
     req("step", Json, "The ordered steps (`[[step]]`)."),
 ];
 
 pub const ARTICLE_FIELDS: &[FieldSpec] = &[
-    req(
-        "file",
-        Str,
-        "Seed file name under `docs/articles/`, e.g. `004_68e52737ddb40452.txt`.",
-    ),
+    req("file", Str, "Seed file name under `docs/articles/`, e.g. `004_68e52737ddb40452.txt`."),
     opt("lines", Str, "Inclusive line range, e.g. `\"438-572\"`."),
     opt("sections", StrList, "Headings of the sections encoded."),
 ];
@@ -210,76 +144,24 @@ pub const HOST_FIELDS: &[FieldSpec] = &[
     req("kind", Str, "`vm`, `vmss` or `app-service`."),
     req("os", Str, "`linux` or `windows`."),
     req("name", Str, "Resource name of the host, e.g. `myVM`."),
-    opt(
-        "system_assigned",
-        Bool,
-        "The host carries a system-assigned identity (default false).",
-    ),
-    opt(
-        "user_assigned",
-        StrList,
-        "Names of user-assigned identities the host carries.",
-    ),
+    opt("system_assigned", Bool, "The host carries a system-assigned identity (default false)."),
+    opt("user_assigned", StrList, "Names of user-assigned identities the host carries."),
 ];
 
-const API: FieldSpec = opt(
-    "api_version",
-    Str,
-    "ARM api-version to call with (each kind has a default).",
-);
+const API: FieldSpec = opt("api_version", Str, "ARM api-version to call with (each kind has a default).");
 const RG: FieldSpec = req("resource_group", Str, "Resource group name.");
-const LOC: FieldSpec = opt(
-    "location",
-    Str,
-    "Azure region (default: the backend's location).",
-);
+const LOC: FieldSpec = opt("location", Str, "Azure region (default: the backend's location).");
 
 const IMDS_FIELDS: &[FieldSpec] = &[
-    req(
-        "resource",
-        Str,
-        "The `resource` query parameter: the audience asked for.",
-    ),
-    opt(
-        "api_version",
-        Str,
-        "`api-version` query parameter (default `2018-02-01`; App Service `2019-08-01`).",
-    ),
-    opt(
-        "client_id",
-        Str,
-        "Select a user-assigned identity by client id.",
-    ),
-    opt(
-        "object_id",
-        Str,
-        "Select a user-assigned identity by object (principal) id.",
-    ),
-    opt(
-        "mi_res_id",
-        Str,
-        "Select a user-assigned identity by resource id.",
-    ),
-    opt(
-        "encode_resource",
-        Bool,
-        "Percent-encode `resource` as some tutorials do (default false).",
-    ),
-    opt(
-        "headers",
-        StrTable,
-        "Extra or replacement request headers (e.g. `Metadata = \"True\"`).",
-    ),
-    opt(
-        "omit",
-        StrList,
-        "Request parts to leave out: `Metadata`, `api-version`, `resource`.",
-    ),
-    opt(
-        "host",
-        Str,
-        "Id of the provision step whose VM runs this request (default: the host's).",
-    ),
+    req("resource", Str, "The `resource` query parameter: the audience asked for."),
+    opt("api_version", Str, "`api-version` query parameter (default `2018-02-01`; App Service `2019-08-01`)."),
+    opt("client_id", Str, "Select a user-assigned identity by client id."),
+    opt("object_id", Str, "Select a user-assigned identity by object (principal) id."),
+    opt("mi_res_id", Str, "Select a user-assigned identity by resource id."),
+    opt("encode_resource", Bool, "Percent-encode `resource` as some tutorials do (default false)."),
+    opt("headers", StrTable, "Extra or replacement request headers (e.g. `Metadata = \"True\"`)."),
+    opt("omit", StrList, "Request parts to leave out: `Metadata`, `api-version`, `resource`."),
+    opt("host", Str, "Id of the provision step whose VM runs this request (default: the host's)."),
 ];
 
 /// Every step kind.
@@ -296,14 +178,7 @@ pub const KINDS: &[KindSpec] = &[
         key: "user_assigned_identity",
         doc: "PUT a user-assigned managed identity (Microsoft.ManagedIdentity/userAssignedIdentities).",
         fields: &[req("name", Str, "Identity name."), RG, LOC, API],
-        outputs: &[
-            "id",
-            "name",
-            "client_id",
-            "principal_id",
-            "tenant_id",
-            "body.*",
-        ],
+        outputs: &["id", "name", "client_id", "principal_id", "tenant_id", "body.*"],
     },
     KindSpec {
         phase: Phase::Provision,
@@ -313,27 +188,11 @@ pub const KINDS: &[KindSpec] = &[
             opt("name", Str, "VM name (default: `host.name`)."),
             RG,
             LOC,
-            opt(
-                "system_assigned",
-                Bool,
-                "Enable the system-assigned identity (default: `host.system_assigned`).",
-            ),
-            opt(
-                "user_assigned",
-                StrList,
-                "Resource ids of user-assigned identities to attach.",
-            ),
+            opt("system_assigned", Bool, "Enable the system-assigned identity (default: `host.system_assigned`)."),
+            opt("user_assigned", StrList, "Resource ids of user-assigned identities to attach."),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: &["id", "name", "identity.principal_id", "identity.tenant_id", "identity.type", "identity.*", "body.*"],
     },
     KindSpec {
         phase: Phase::Provision,
@@ -343,27 +202,11 @@ pub const KINDS: &[KindSpec] = &[
             opt("name", Str, "Scale set name (default: `host.name`)."),
             RG,
             LOC,
-            opt(
-                "system_assigned",
-                Bool,
-                "Enable the system-assigned identity.",
-            ),
-            opt(
-                "user_assigned",
-                StrList,
-                "Resource ids of user-assigned identities to attach.",
-            ),
+            opt("system_assigned", Bool, "Enable the system-assigned identity."),
+            opt("user_assigned", StrList, "Resource ids of user-assigned identities to attach."),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: &["id", "name", "identity.principal_id", "identity.tenant_id", "identity.type", "identity.*", "body.*"],
     },
     KindSpec {
         phase: Phase::Provision,
@@ -372,32 +215,12 @@ pub const KINDS: &[KindSpec] = &[
         fields: &[
             req("vm", Str, "VM name."),
             RG,
-            opt(
-                "system_assigned",
-                Bool,
-                "Enable (true) or disable (false) the system-assigned identity; unchanged if absent.",
-            ),
-            opt(
-                "assign",
-                StrList,
-                "User-assigned identity resource ids to add.",
-            ),
-            opt(
-                "remove",
-                StrList,
-                "User-assigned identity resource ids to remove.",
-            ),
+            opt("system_assigned", Bool, "Enable (true) or disable (false) the system-assigned identity; unchanged if absent."),
+            opt("assign", StrList, "User-assigned identity resource ids to add."),
+            opt("remove", StrList, "User-assigned identity resource ids to remove."),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: &["id", "name", "identity.principal_id", "identity.tenant_id", "identity.type", "identity.*", "body.*"],
     },
     KindSpec {
         phase: Phase::Provision,
@@ -406,43 +229,19 @@ pub const KINDS: &[KindSpec] = &[
         fields: &[
             req("vmss", Str, "Scale set name."),
             RG,
-            opt(
-                "system_assigned",
-                Bool,
-                "Enable or disable the system-assigned identity.",
-            ),
-            opt(
-                "assign",
-                StrList,
-                "User-assigned identity resource ids to add.",
-            ),
-            opt(
-                "remove",
-                StrList,
-                "User-assigned identity resource ids to remove.",
-            ),
+            opt("system_assigned", Bool, "Enable or disable the system-assigned identity."),
+            opt("assign", StrList, "User-assigned identity resource ids to add."),
+            opt("remove", StrList, "User-assigned identity resource ids to remove."),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: &["id", "name", "identity.principal_id", "identity.tenant_id", "identity.type", "identity.*", "body.*"],
     },
     KindSpec {
         phase: Phase::Provision,
         key: "storage_account",
         doc: "PUT a storage account (Microsoft.Storage/storageAccounts).",
         fields: &[
-            req(
-                "name",
-                Str,
-                "Account name (3-24 lower-case letters and digits).",
-            ),
+            req("name", Str, "Account name (3-24 lower-case letters and digits)."),
             RG,
             LOC,
             opt("kind", Str, "Account kind (default `StorageV2`)."),
@@ -459,27 +258,11 @@ pub const KINDS: &[KindSpec] = &[
             opt("name", Str, "Site name (default: `host.name`)."),
             RG,
             LOC,
-            opt(
-                "system_assigned",
-                Bool,
-                "Enable the system-assigned identity (default: `host.system_assigned`).",
-            ),
-            opt(
-                "user_assigned",
-                StrList,
-                "Resource ids of user-assigned identities to attach.",
-            ),
+            opt("system_assigned", Bool, "Enable the system-assigned identity (default: `host.system_assigned`)."),
+            opt("user_assigned", StrList, "Resource ids of user-assigned identities to attach."),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: &["id", "name", "identity.principal_id", "identity.tenant_id", "identity.type", "identity.*", "body.*"],
     },
     KindSpec {
         phase: Phase::Grant,
@@ -488,16 +271,8 @@ pub const KINDS: &[KindSpec] = &[
         fields: &[
             req("role", Str, "Built-in role name, e.g. `Reader`."),
             req("principal", Str, "Object (principal) id of the identity."),
-            req(
-                "scope",
-                Str,
-                "ARM scope: a subscription, resource group or resource id.",
-            ),
-            opt(
-                "principal_type",
-                Str,
-                "`ServicePrincipal` (default), `User`, `Group`.",
-            ),
+            req("scope", Str, "ARM scope: a subscription, resource group or resource id."),
+            opt("principal_type", Str, "`ServicePrincipal` (default), `User`, `Group`."),
             API,
         ],
         outputs: &["id", "name", "role_definition_id", "body.*"],
@@ -507,54 +282,21 @@ pub const KINDS: &[KindSpec] = &[
         key: "imds",
         doc: "GET http://169.254.169.254/metadata/identity/oauth2/token from inside the host.",
         fields: IMDS_FIELDS,
-        outputs: &[
-            "access_token",
-            "expires_in",
-            "expires_on",
-            "not_before",
-            "resource",
-            "token_type",
-            "client_id",
-            "claims.*",
-            "status",
-            "body.*",
-        ],
+        outputs: &["access_token", "expires_in", "expires_on", "not_before", "resource", "token_type", "client_id", "claims.*", "status", "body.*"],
     },
     KindSpec {
         phase: Phase::FetchToken,
         key: "app_service",
         doc: "GET $IDENTITY_ENDPOINT with X-IDENTITY-HEADER (App Service, api-version 2019-08-01).",
         fields: IMDS_FIELDS,
-        outputs: &[
-            "access_token",
-            "expires_in",
-            "expires_on",
-            "not_before",
-            "resource",
-            "token_type",
-            "client_id",
-            "claims.*",
-            "status",
-            "body.*",
-        ],
+        outputs: &["access_token", "expires_in", "expires_on", "not_before", "resource", "token_type", "client_id", "claims.*", "status", "body.*"],
     },
     KindSpec {
         phase: Phase::FetchToken,
         key: "vm_extension",
         doc: "GET http://localhost:50342/oauth2/token (the legacy VM extension).",
         fields: IMDS_FIELDS,
-        outputs: &[
-            "access_token",
-            "expires_in",
-            "expires_on",
-            "not_before",
-            "resource",
-            "token_type",
-            "client_id",
-            "claims.*",
-            "status",
-            "body.*",
-        ],
+        outputs: &["access_token", "expires_in", "expires_on", "not_before", "resource", "token_type", "client_id", "claims.*", "status", "body.*"],
     },
     KindSpec {
         phase: Phase::Call,
@@ -562,26 +304,10 @@ pub const KINDS: &[KindSpec] = &[
         doc: "An HTTP request: `call = \"METHOD URL\"`.",
         fields: &[
             opt("headers", StrTable, "Request headers."),
-            opt(
-                "body",
-                Json,
-                "Request body: a string is sent as is, a table as JSON.",
-            ),
-            opt(
-                "token",
-                Str,
-                "Id of a fetch_token step: sends `Authorization: Bearer <its token>`.",
-            ),
-            opt(
-                "as_deployer",
-                Bool,
-                "Send the deployer's ARM token (as the operator in the REST how-tos).",
-            ),
-            opt(
-                "sign",
-                StrTable,
-                "Sign the request instead of a bearer token: `scheme` plus that scheme's inputs (see `sign.rs`).",
-            ),
+            opt("body", Json, "Request body: a string is sent as is, a table as JSON."),
+            opt("token", Str, "Id of a fetch_token step: sends `Authorization: Bearer <its token>`."),
+            opt("as_deployer", Bool, "Send the deployer's ARM token (as the operator in the REST how-tos)."),
+            opt("sign", StrTable, "Sign the request instead of a bearer token: `scheme` plus that scheme's inputs (see `sign.rs`)."),
         ],
         outputs: &["status", "headers.*", "body.*", "text"],
     },
@@ -589,25 +315,13 @@ pub const KINDS: &[KindSpec] = &[
 
 /// Builtin reference roots, available to every step.
 pub const BUILTINS: &[(&str, &str)] = &[
-    (
-        "arm",
-        "Base URL of Azure Resource Manager (`https://management.azure.com` live).",
-    ),
-    (
-        "login",
-        "Base URL of the token service (`https://login.microsoftonline.com` live).",
-    ),
+    ("arm", "Base URL of Azure Resource Manager (`https://management.azure.com` live)."),
+    ("login", "Base URL of the token service (`https://login.microsoftonline.com` live)."),
     ("subscription_id", "The subscription the run uses."),
     ("tenant_id", "The tenant the run uses."),
     ("location", "The default region."),
-    (
-        "run_id",
-        "A short id unique to this run (use it in names that must be unique).",
-    ),
-    (
-        "deployer",
-        "The deployer principal: `deployer.object_id`, `deployer.client_id`, `deployer.access_token`.",
-    ),
+    ("run_id", "A short id unique to this run (use it in names that must be unique)."),
+    ("deployer", "The deployer principal: `deployer.object_id`, `deployer.client_id`, `deployer.access_token`."),
     ("host", "The host: `host.name`, `host.os`."),
 ];
 
@@ -628,11 +342,7 @@ pub fn kind_spec_by_key(phase: Phase, key: &str) -> Option<&'static KindSpec> {
 
 /// Keys valid for a phase (for "did you mean" on unknown kinds).
 pub fn kind_keys(phase: Phase) -> Vec<&'static str> {
-    KINDS
-        .iter()
-        .filter(|k| k.phase == phase)
-        .map(|k| k.key)
-        .collect()
+    KINDS.iter().filter(|k| k.phase == phase).map(|k| k.key).collect()
 }
 
 /// Map a (phase, key) to the model kind; calls are parsed separately (`METHOD URL`).

@@ -36,10 +36,7 @@ pub fn write(path: &Path, expression: &str, body: &str) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let text = format!(
-        "---\nsource: harness/conformance/tests/scenarios.rs\nexpression: {expression}\n---\n{}\n",
-        body.trim_end()
-    );
+    let text = format!("---\nsource: harness/conformance/tests/scenarios.rs\nexpression: {expression}\n---\n{}\n", body.trim_end());
     std::fs::write(path, text)
 }
 
@@ -50,10 +47,7 @@ pub enum Comparison {
     /// No snapshot stored yet.
     Missing(PathBuf),
     /// Differs: a unified-ish line diff.
-    Differs {
-        path: PathBuf,
-        diff: String,
-    },
+    Differs { path: PathBuf, diff: String },
 }
 
 /// Compare a run's redacted snapshot text with the stored file.
@@ -67,10 +61,7 @@ pub fn compare(root: &Path, outcome: &RunOutcome) -> Option<Comparison> {
     if expected == actual.trim_end() {
         Some(Comparison::Matches)
     } else {
-        Some(Comparison::Differs {
-            diff: line_diff(&expected, actual.trim_end()),
-            path,
-        })
+        Some(Comparison::Differs { diff: line_diff(&expected, actual.trim_end()), path })
     }
 }
 
@@ -83,11 +74,7 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if e[i] == a[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
+            lcs[i][j] = if e[i] == a[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
         }
     }
     let mut out = String::new();
