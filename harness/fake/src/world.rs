@@ -127,6 +127,8 @@ pub(crate) struct State {
     pub main_servers: Vec<ServerHandle>,
     /// Blob services of storage accounts, keyed by lower-case account name.
     pub blob_accounts: BTreeMap<String, crate::blob::Account>,
+    /// Every blob service URL ever served, by logical name (kept after deletion for transcripts).
+    pub blob_urls: Vec<(String, String)>,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {

@@ -108,6 +108,8 @@ pub(crate) fn ensure_account(
         containers: BTreeMap::new(),
     };
     let url = a.url();
+    st.blob_urls
+        .push((format!("blob:{}", a.name), a.server.url()));
     st.blob_accounts.insert(key, a);
     Ok(url)
 }
@@ -1061,14 +1063,30 @@ pub(crate) fn regenerate(world: &World, account: &str, index: usize) -> bool {
     }
 }
 
+/// Whether `scope` names an existing blob container or blob service of an account
+/// (`{account id}/blobServices/default[/containers/{name}]`), so that role assignments can
+/// be made there as on Azure.
+pub(crate) fn scope_exists(st: &crate::world::State, scope: &str) -> bool {
+    let scope = scope.trim_end_matches('/');
+    let lower = scope.to_ascii_lowercase();
+    st.blob_accounts.values().any(|a| {
+        let base = format!("{}/blobservices/default", a.resource_id.to_ascii_lowercase());
+        if lower == base {
+            return true;
+        }
+        lower
+            .strip_prefix(&format!("{base}/containers/"))
+            .filter(|c| !c.contains('/'))
+            .is_some_and(|_| {
+                let name = &scope[scope.len() - (lower.len() - base.len() - "/containers/".len())..];
+                a.containers.contains_key(name)
+            })
+    })
+}
+
 /// `(blob:<account>, url)` for every account.
 pub(crate) fn service_urls(world: &World) -> Vec<(String, String)> {
-    world
-        .lock()
-        .blob_accounts
-        .values()
-        .map(|a| (format!("blob:{}", a.name), a.server.url()))
-        .collect()
+    world.lock().blob_urls.clone()
 }
 
 /// Sign a service SAS as `listServiceSas` does; returns the token (query string).
