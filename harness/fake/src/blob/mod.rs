@@ -1070,7 +1070,10 @@ pub(crate) fn scope_exists(st: &crate::world::State, scope: &str) -> bool {
     let scope = scope.trim_end_matches('/');
     let lower = scope.to_ascii_lowercase();
     st.blob_accounts.values().any(|a| {
-        let base = format!("{}/blobservices/default", a.resource_id.to_ascii_lowercase());
+        let base = format!(
+            "{}/blobservices/default",
+            a.resource_id.to_ascii_lowercase()
+        );
         if lower == base {
             return true;
         }
@@ -1078,7 +1081,8 @@ pub(crate) fn scope_exists(st: &crate::world::State, scope: &str) -> bool {
             .strip_prefix(&format!("{base}/containers/"))
             .filter(|c| !c.contains('/'))
             .is_some_and(|_| {
-                let name = &scope[scope.len() - (lower.len() - base.len() - "/containers/".len())..];
+                let name =
+                    &scope[scope.len() - (lower.len() - base.len() - "/containers/".len())..];
                 a.containers.contains_key(name)
             })
     })
