@@ -36,10 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-node "$DIR/node_modules/.bin/azurite-blob" \
+(cd "$work" && exec node "$DIR/node_modules/.bin/azurite-blob" \
   --blobHost 127.0.0.1 --blobPort "$port" \
-  --inMemoryPersistence --location "$work" \
-  --disableTelemetry --silent >"$work/azurite.log" 2>&1 &
+  --inMemoryPersistence --disableTelemetry --silent >"$work/azurite.log" 2>&1) &
 pid=$!
 
 for _ in $(seq 1 150); do
