@@ -14,6 +14,7 @@
 //! through the path itself, so it is not needed there either).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
@@ -160,11 +161,11 @@ pub fn shared_key_string_to_sign(
     }
     let mut out = lines.drain(..).map(|l| l + "\n").collect::<String>();
     for (k, v) in xms {
-        out.push_str(&format!("{k}:{}\n", v.join(",")));
+        let _ = writeln!(out, "{k}:{}", v.join(","));
     }
     // Canonicalized resource.
     let path = if raw_path.is_empty() { "/" } else { raw_path };
-    out.push_str(&format!("/{account}{path}"));
+    let _ = write!(out, "/{account}{path}");
     let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -175,7 +176,7 @@ pub fn shared_key_string_to_sign(
     }
     for (k, mut v) in params {
         v.sort();
-        out.push_str(&format!("\n{k}:{}", v.join(",")));
+        let _ = write!(out, "\n{k}:{}", v.join(","));
     }
     out
 }

@@ -32,6 +32,7 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 /// The oldest version that accepts an OAuth bearer token.
 pub const BEARER_MIN_VERSION: &str = "2017-11-09";
 /// Shared Key requests may be this far from the service clock.
+#[allow(clippy::duration_suboptimal_units)] // from_mins is newer than the MSRV.
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 /// Audiences the Blob service accepts.
 pub const STORAGE_AUDIENCES: &[&str] = &["https://storage.azure.com/", "https://storage.azure.com"];
@@ -1095,13 +1096,13 @@ pub(crate) fn service_urls(world: &World) -> Vec<(String, String)> {
 
 /// Sign a service SAS as `listServiceSas` does; returns the token (query string).
 pub(crate) fn issue_service_sas(key: &str, f: &SasFields, canonical: &str) -> Option<String> {
-    let sts = auth::service_sas_string_to_sign(f, canonical);
-    let sig = auth::hmac_b64(key, &sts)?;
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'.')
         .remove(b'_')
         .remove(b'~');
+    let sts = auth::service_sas_string_to_sign(f, canonical);
+    let sig = auth::hmac_b64(key, &sts)?;
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SET).to_string();
     let mut out = format!("sv={}&sr={}", enc(&f.sv), enc(&f.sr));
     if !f.spr.is_empty() {
