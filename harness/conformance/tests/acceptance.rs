@@ -75,7 +75,8 @@ fn removing_the_grant_steps_makes_every_positive_scenario_fail_with_403_naming_t
         assert!(
             // ARM names the action; Key Vault names the missing secret permission (access
             // policies) or the data action (RBAC).
-            out.transcript.contains("does not have authorization to perform action '")
+            out.transcript
+                .contains("does not have authorization to perform action '")
                 || out.transcript.contains("does not have secrets ")
                 || out.transcript.contains("\\r\\nAction: '"),
             "{}: the 403 does not name the missing action:\n{}",

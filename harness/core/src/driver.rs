@@ -818,7 +818,9 @@ impl<'a> Run<'a> {
                 self.hosts.insert(step.id.value.clone(), path.clone());
                 Ok(Some(identity_outputs(&path, &name, &body)))
             }
-            ProvisionKind::KeyVault | ProvisionKind::KeyVaultSecret | ProvisionKind::CosmosAccount => self.provision_kvcosmos(kind, step, record).await,
+            ProvisionKind::KeyVault
+            | ProvisionKind::KeyVaultSecret
+            | ProvisionKind::CosmosAccount => self.provision_kvcosmos(kind, step, record).await,
             ProvisionKind::StorageAccount => {
                 let name = self.req_field(step, "name")?;
                 let rg = self.req_field(step, "resource_group")?;

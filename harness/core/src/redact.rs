@@ -30,8 +30,10 @@ static ISO_TIME: LazyLock<Regex> = LazyLock::new(|| {
 });
 static HTTP_DATE: LazyLock<Regex> = LazyLock::new(|| {
     // Case-insensitive: Cosmos DB echoes the lower-cased date of its string-to-sign.
-    Regex::new(r"(?i)(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
-        .expect("valid regex")
+    Regex::new(
+        r"(?i)(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT",
+    )
+    .expect("valid regex")
 });
 static SAS_SIG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\b(sig=)[^&\s]+").expect("valid regex"));
@@ -63,16 +65,25 @@ const SECRET_KEYS: &[&str] = &[
 
 /// JSON keys whose values are epoch seconds (kept as the same JSON type).
 const EPOCH_KEYS: &[&str] = &[
-    "expires_on", "not_before", "expires_in", "ext_expires_in", "iat", "nbf", "exp",
+    "expires_on",
+    "not_before",
+    "expires_in",
+    "ext_expires_in",
+    "iat",
+    "nbf",
+    "exp",
     // Key Vault secret attributes and Cosmos DB system properties (unix seconds).
-    "created", "updated", "_ts",
+    "created",
+    "updated",
+    "_ts",
 ];
 
 /// JSON keys whose values are per-run opaque ids (Cosmos DB `_rid`, `_self`, `_etag`).
 const OPAQUE_KEYS: &[&str] = &["_rid", "_self", "_etag"];
 
 /// Key Vault object versions: 32 lower-case hex digits (as the last segment of an id).
-static HEX_VERSION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/[0-9a-f]{32}\b").expect("valid regex"));
+static HEX_VERSION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"/[0-9a-f]{32}\b").expect("valid regex"));
 
 /// Redacts one run's transcript; numbering of GUIDs is per redactor.
 #[derive(Debug, Default)]

@@ -12,6 +12,7 @@
 //! [`FakeCloud::verify_token`], [`FakeCloud::authorize_data_action`] and [`FakeCloud::directory`].
 
 mod arm;
+pub mod blob;
 pub mod cosmos;
 pub mod directory;
 mod error;
@@ -227,12 +228,15 @@ impl FakeCloud {
     /// Data-plane base URLs by logical name (e.g. `blob:myaccount`), for transcripts: the
     /// same service must get the same name on the live backend. Data planes register here.
     pub fn service_urls(&self) -> Vec<(String, String)> {
-        self.world
+        let mut v: Vec<(String, String)> = self
+            .world
             .lock()
             .service_urls
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+            .collect();
+        v.extend(blob::service_urls(&self.world));
+        v
     }
 
     pub fn describe(&self) -> String {
@@ -274,8 +278,17 @@ impl FakeCloud {
             let mut st = self.world.lock();
             let mut v: Vec<server::ServerHandle> =
                 st.hosts.drain().map(|(_, h)| h.server).collect();
+            v.extend(
+                std::mem::take(&mut st.blob_accounts)
+                    .into_values()
+                    .map(|a| a.server),
+            );
             v.append(&mut st.main_servers);
-            v.extend(std::mem::take(&mut st.vaults).into_values().map(|d| d.server));
+            v.extend(
+                std::mem::take(&mut st.vaults)
+                    .into_values()
+                    .map(|d| d.server),
+            );
             v.extend(
                 std::mem::take(&mut st.cosmos_accounts)
                     .into_values()

@@ -132,6 +132,10 @@ pub(crate) struct State {
     /// Every data-plane base URL ever started, by logical name (`vault:<name>`): kept after
     /// the resource is deleted so transcripts rendered after teardown still name them.
     pub service_urls: BTreeMap<String, String>,
+    /// Blob services of storage accounts, keyed by lower-case account name.
+    pub blob_accounts: BTreeMap<String, crate::blob::Account>,
+    /// Every blob service URL ever served, by logical name (kept after deletion for transcripts).
+    pub blob_urls: Vec<(String, String)>,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {
@@ -313,5 +317,6 @@ impl World {
             }
         });
         st.faults.remove(&lower);
+        crate::blob::forget(st, host_id);
     }
 }

@@ -287,6 +287,7 @@ pub(crate) mod versions {
         "2023-04-01",
         "2023-05-01",
         "2024-01-01",
+        "2025-01-01",
     ];
     pub const WEB: &[&str] = &[
         "2014-04-01",
@@ -580,6 +581,12 @@ fn dispatch(world: &Arc<World>, req: &Req) -> ArmResult {
                 ("microsoft.storage/storageaccounts", []) => storage::account(world, req),
                 ("microsoft.storage/storageaccounts", ["listkeys"]) => {
                     storage::list_keys(world, req)
+                }
+                ("microsoft.storage/storageaccounts", ["regeneratekey"]) => {
+                    storage::regenerate_key(world, req)
+                }
+                ("microsoft.storage/storageaccounts", ["listservicesas"]) => {
+                    storage::list_service_sas(world, req)
                 }
                 ("microsoft.web/sites", []) => web::site(world, req),
                 ("microsoft.keyvault/vaults", []) => crate::keyvault::vault(world, req),
