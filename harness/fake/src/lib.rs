@@ -12,8 +12,10 @@
 //! [`FakeCloud::verify_token`], [`FakeCloud::authorize_data_action`] and [`FakeCloud::directory`].
 
 mod arm;
+pub mod datalake;
 pub mod directory;
 mod error;
+pub mod graph;
 mod imds;
 mod keys;
 pub mod rbac;
@@ -125,10 +127,21 @@ impl FakeCloud {
             .arm_url
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = arm.url();
+        let w = world.clone();
+        let graph = match server::spawn(latency, move |_| graph::router(w)) {
+            Ok(g) => g,
+            Err(e) => {
+                login.stop();
+                arm.stop();
+                return Err(e.into());
+            }
+        };
         {
             let mut st = world.lock();
+            st.graph.url = graph.url();
             st.main_servers.push(login);
             st.main_servers.push(arm);
+            st.main_servers.push(graph);
         }
         Ok(FakeCloud { world })
     }
@@ -225,7 +238,27 @@ impl FakeCloud {
     /// Data-plane base URLs by logical name (e.g. `blob:myaccount`), for transcripts: the
     /// same service must get the same name on the live backend. Data planes register here.
     pub fn service_urls(&self) -> Vec<(String, String)> {
-        Vec::new()
+        let st = self.world.lock();
+        let mut v = vec![("graph".to_owned(), st.graph.url.clone())];
+        v.extend(datalake::service_urls(&st));
+        v
+    }
+
+    /// Base URL of Azure AD Graph (`http://127.0.0.1:PORT`; live `https://graph.windows.net`).
+    pub fn graph_url(&self) -> String {
+        self.world.graph_base()
+    }
+
+    /// WebHDFS base URL of a Data Lake Store account by ARM id.
+    pub fn datalake_url(&self, account_id: &str) -> Option<String> {
+        self.world.datalake_url(account_id)
+    }
+
+    /// Grant an app role of Azure AD Graph (e.g. `Directory.Read.All`) to a principal;
+    /// tokens minted afterwards for `https://graph.windows.net` carry it in `roles`.
+    /// Returns the assignment id, `None` for an unknown role.
+    pub fn grant_graph_app_role(&self, principal_object_id: &str, role: &str) -> Option<String> {
+        self.world.grant_graph_app_role(principal_object_id, role)
     }
 
     pub fn describe(&self) -> String {
@@ -267,6 +300,7 @@ impl FakeCloud {
             let mut st = self.world.lock();
             let mut v: Vec<server::ServerHandle> =
                 st.hosts.drain().map(|(_, h)| h.server).collect();
+            v.extend(datalake::drain_servers(&mut st));
             v.append(&mut st.main_servers);
             v
         };

@@ -125,6 +125,10 @@ pub(crate) struct State {
     pub faults: HashMap<String, FaultState>,
     /// Servers of the world itself (token service, ARM).
     pub main_servers: Vec<ServerHandle>,
+    /// Data Lake Store Gen1 accounts and their WebHDFS servers.
+    pub datalake: crate::datalake::AdlsState,
+    /// Azure AD Graph: groups, memberships, app role assignments.
+    pub graph: crate::graph::GraphState,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {
@@ -195,6 +199,7 @@ impl World {
         state
             .role_assignments
             .insert(ra.id().to_ascii_lowercase(), ra);
+        crate::graph::seed(&mut state, &deployer.object_id);
         World {
             config,
             tenant_id,

@@ -582,6 +582,7 @@ fn dispatch(world: &Arc<World>, req: &Req) -> ArmResult {
                     storage::list_keys(world, req)
                 }
                 ("microsoft.web/sites", []) => web::site(world, req),
+                ("microsoft.datalakestore/accounts", []) => crate::datalake::account(world, req),
                 _ => Err(unknown_type(req, ns, ty)),
             }
         }
@@ -604,6 +605,7 @@ fn unknown_type(req: &Req, ns: &str, ty: &str) -> ArmError {
         "microsoft.web",
         "microsoft.resources",
         "microsoft.authorization",
+        "microsoft.datalakestore",
     ];
     let ns_orig = req
         .segs
