@@ -21,6 +21,9 @@ use crate::model::{
 use crate::redact::Redactor;
 use crate::roles;
 
+mod datalake;
+mod graph;
+
 /// Which variant of a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Trial {
@@ -261,6 +264,7 @@ impl<'a> Run<'a> {
         bindings.bind("location", json!(ep.location));
         bindings.bind("run_id", json!(ep.run_id));
         bindings.bind("host", json!({"name": scenario.host.name, "os": scenario.host.os.name()}));
+        bindings.bind("graph", json!(graph::base_url(env)));
         let d = env.deployer();
         bindings.bind("deployer", json!({"object_id": d.object_id, "client_id": d.client_id}));
         let mut secrets = Vec::new();
@@ -660,6 +664,7 @@ impl<'a> Run<'a> {
                 record.primary = Some(get);
                 Ok(Some(json!({"id": path, "name": name})))
             }
+            ProvisionKind::DatalakeStore => self.datalake_store(step, record).await,
         }
     }
 
@@ -700,6 +705,9 @@ impl<'a> Run<'a> {
                     "role_definition_id": role_definition_id,
                 })))
             }
+            GrantKind::AdlsAcl => self.adls_acl(step, record).await,
+            GrantKind::GraphAppRole => self.graph_app_role(step, record).await,
+            GrantKind::GraphGroupMember => self.graph_group_member(step, record).await,
         }
     }
 
@@ -804,6 +812,10 @@ impl<'a> Run<'a> {
         let mut req = HttpRequest::new(method, url);
         if step.fields.bool("as_deployer") == Some(true) {
             let t = self.deployer_token().await?;
+            req.set_header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(resource) = self.str_field(step, "as_deployer_for")? {
+            let t = self.deployer_token_for(&resource).await?;
             req.set_header("Authorization", format!("Bearer {t}"));
         }
         if let Some(t) = step.fields.template("token") {

@@ -338,6 +338,7 @@ keyed_enum! {
         VmssIdentity => "vmss_identity",
         StorageAccount => "storage_account",
         AppService => "app_service",
+        DatalakeStore => "datalake_store",
     }
 }
 
@@ -345,6 +346,9 @@ keyed_enum! {
     /// What a `grant` step gives the identity.
     GrantKind {
         RoleAssignment => "role_assignment",
+        AdlsAcl => "adls_acl",
+        GraphAppRole => "graph_app_role",
+        GraphGroupMember => "graph_group_member",
     }
 }
 

@@ -58,8 +58,12 @@ const SECRET_KEYS: &[&str] = &[
     "refresh_token_value",
 ];
 
-/// JSON keys whose values are epoch seconds (kept as the same JSON type).
-const EPOCH_KEYS: &[&str] = &["expires_on", "not_before", "expires_in", "ext_expires_in", "iat", "nbf", "exp"];
+/// JSON keys whose values are epoch seconds (kept as the same JSON type); the WebHDFS
+/// `accessTime`/`modificationTime`/`msExpirationTime` are epoch milliseconds.
+const EPOCH_KEYS: &[&str] = &[
+    "expires_on", "not_before", "expires_in", "ext_expires_in", "iat", "nbf", "exp",
+    "accessTime", "modificationTime", "msExpirationTime",
+];
 
 /// Redacts one run's transcript; numbering of GUIDs is per redactor.
 #[derive(Debug, Default)]
@@ -275,6 +279,16 @@ mod tests {
         assert_eq!(out["adminPassword"], "[secret]");
         let text = serde_json::to_string(&out).unwrap();
         assert!(!text.contains("eyJ") && !text.contains("myPassword12"), "{text}");
+    }
+
+    #[test]
+    fn webhdfs_times_become_zero() {
+        let mut r = Redactor::new(&endpoints());
+        let v = json!({"FileStatus": {"accessTime": 1_507_934_941_392_u64, "modificationTime": 1_507_944_835_699_u64, "length": 11}});
+        let out = r.json(&v);
+        assert_eq!(out["FileStatus"]["accessTime"], 0);
+        assert_eq!(out["FileStatus"]["modificationTime"], 0);
+        assert_eq!(out["FileStatus"]["length"], 11);
     }
 
     #[test]

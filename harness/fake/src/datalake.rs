@@ -378,6 +378,9 @@ pub(crate) struct Account {
 pub(crate) struct AdlsState {
     /// Keyed by lower-case ARM id.
     pub accounts: BTreeMap<String, Account>,
+    /// `(datalake:<name>, base url)` of every account ever created in this world: transcripts
+    /// are rendered after teardown, when the accounts are gone.
+    pub names: Vec<(String, String)>,
 }
 
 /// Stop and forget the account `id` (ARM delete, resource-group delete).
@@ -404,11 +407,7 @@ pub(crate) fn drain_servers(st: &mut crate::world::State) -> Vec<ServerHandle> {
 
 /// `(datalake:<name>, base url)` of every account.
 pub(crate) fn service_urls(st: &crate::world::State) -> Vec<(String, String)> {
-    st.datalake
-        .accounts
-        .values()
-        .map(|a| (format!("datalake:{}", a.name), a.url.clone()))
-        .collect()
+    st.datalake.names.clone()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -558,6 +557,9 @@ pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
                 );
                 let url = server.url();
                 let mut st = world.lock();
+                st.datalake
+                    .names
+                    .push((format!("datalake:{name}"), url.clone()));
                 st.datalake.accounts.insert(
                     key.clone(),
                     Account {
@@ -988,7 +990,7 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
                     parts.uri.path(),
                     parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
                 );
-                let mut r = (StatusCode::TEMPORARY_REDIRECT, "").into_response();
+                let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     r.headers_mut().insert("location", v);
                 }
@@ -1021,7 +1023,7 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
                     accessed: now,
                 },
             );
-            let mut r = (StatusCode::CREATED, "").into_response();
+            let mut r = StatusCode::CREATED.into_response();
             r.headers_mut().insert("ContentLength", HeaderValue::from_static("0"));
             r
         }
@@ -1047,7 +1049,7 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
                     parts.uri.path(),
                     parts.uri.query().unwrap_or_default()
                 );
-                let mut r = (StatusCode::TEMPORARY_REDIRECT, "").into_response();
+                let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     r.headers_mut().insert("location", v);
                 }
@@ -1081,7 +1083,7 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
                 return illegal("Default ACL entries can only be set on folders.");
             }
             node.acl.apply(&entries, op == "SETACL");
-            (StatusCode::OK, "").into_response()
+            StatusCode::OK.into_response()
         }
         _ => illegal("unsupported"),
     }
