@@ -366,7 +366,6 @@ pub(crate) struct Node {
 
 pub(crate) struct Account {
     pub id: String,
-    pub name: String,
     pub url: String,
     pub server: ServerHandle,
     /// Normalized path (`/`, `/TestFolder`) -> node.
@@ -564,7 +563,6 @@ pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
                     key.clone(),
                     Account {
                         id: r.id.clone(),
-                        name: name.clone(),
                         url,
                         server,
                         fs,
