@@ -20,6 +20,10 @@
 //! - `POST servicePrincipals/{id}/appRoleAssignments` and `POST groups/{id}/$links/members`
 //!   are served (the spec lists only reads of assignments).
 //! - Error messages carry `lang` beside `value` (the spec's `ErrorMessage` has only `value`).
+//! - Entities carry properties the service returns and the spec does not declare: service
+//!   principals `tokenEncryptionKeyId`; groups `description`, `dirSyncEnabled`,
+//!   `lastDirSyncTime`, `onPremises*`, `provisioningErrors`, `proxyAddresses`; app role
+//!   assignments `creationTimestamp`. `tests/graph.rs` pins this list.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -489,7 +493,6 @@ fn render_sp(world: &World, base: &str, sp: &ServicePrincipal) -> Value {
         "objectId": sp.object_id,
         "deletionTimestamp": null,
         "accountEnabled": true,
-        "addIns": [],
         "alternativeNames": alternative,
         "appDisplayName": if mi { Value::Null } else { json!(sp.display_name) },
         "appId": sp.app_id,
