@@ -246,6 +246,7 @@ impl Acl {
     }
 
     /// The ACL of a new child created by `owner` under a folder with this ACL.
+    #[must_use]
     pub fn child(&self, owner: &str, is_dir: bool) -> Acl {
         let mode = if is_dir { 0o770 } else { 0o660 };
         let mut acl = Acl::new(owner, &self.group, mode);
@@ -260,9 +261,9 @@ impl Acl {
         acl.named = self
             .defaults
             .iter()
-            .filter(|d| {
-                matches!(&d.kind, EntryKind::User(n) | EntryKind::Group(n) if !n.is_empty())
-            })
+            .filter(
+                |d| matches!(&d.kind, EntryKind::User(n) | EntryKind::Group(n) if !n.is_empty()),
+            )
             .map(|d| AclEntry {
                 default: false,
                 kind: d.kind.clone(),
@@ -427,10 +428,7 @@ fn render(r: &Resource, url: &str) -> Value {
     props.insert("endpoint".into(), json!(url));
     props.insert("accountId".into(), json!(r.unique_id));
     props.insert("encryptionState".into(), json!("Enabled"));
-    props.insert(
-        "encryptionConfig".into(),
-        json!({"type": "ServiceManaged"}),
-    );
+    props.insert("encryptionConfig".into(), json!({"type": "ServiceManaged"}));
     props.insert("firewallState".into(), json!("Disabled"));
     props.insert("firewallAllowAzureIps".into(), json!("Disabled"));
     props.insert("firewallRules".into(), json!([]));
@@ -446,7 +444,8 @@ fn render(r: &Resource, url: &str) -> Value {
     Value::Object(m)
 }
 
-#[allow(clippy::too_many_lines)]
+// ArmError is the shared ARM envelope (see arm/mod.rs).
+#[allow(clippy::too_many_lines, clippy::result_large_err)]
 pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
     let rg = crate::arm::rg_name(req);
     let rg_loc = world
@@ -531,16 +530,15 @@ pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
             if created {
                 let w = world.clone();
                 let account_key = key.clone();
-                let server = crate::server::spawn(world.config.latency, move |_| {
-                    router(w, account_key)
-                })
-                .map_err(|e| {
-                    ArmError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "InternalServerError",
-                        e.to_string(),
-                    )
-                })?;
+                let server =
+                    crate::server::spawn(world.config.latency, move |_| router(w, account_key))
+                        .map_err(|e| {
+                            ArmError::new(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "InternalServerError",
+                                e.to_string(),
+                            )
+                        })?;
                 let now = world.now();
                 let mut fs = BTreeMap::new();
                 // The creator owns the root: `rwxrwx---` (004 L672 shows 770 folders).
@@ -707,7 +705,11 @@ fn parent(path: &str) -> Option<String> {
         return None;
     }
     let i = path.rfind('/')?;
-    Some(if i == 0 { "/".to_owned() } else { path[..i].to_owned() })
+    Some(if i == 0 {
+        "/".to_owned()
+    } else {
+        path[..i].to_owned()
+    })
 }
 
 /// Every ancestor folder of `path` (root first), excluding `path`.
@@ -791,7 +793,13 @@ fn groups_of(st: &crate::world::State, oid: &str) -> BTreeSet<String> {
 }
 
 /// Super-users: holders of the Owner role at the account's scope or above.
-fn is_superuser(st: &crate::world::State, now: SystemTime, delay: std::time::Duration, oid: &str, account_id: &str) -> bool {
+fn is_superuser(
+    st: &crate::world::State,
+    now: SystemTime,
+    delay: std::time::Duration,
+    oid: &str,
+    account_id: &str,
+) -> bool {
     st.role_assignments.values().any(|ra| {
         ra.principal_id.eq_ignore_ascii_case(oid)
             && ra.created_at + delay <= now
@@ -872,7 +880,13 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
         key,
         caller: claims.oid.to_ascii_lowercase(),
         groups: groups_of(&st, &claims.oid),
-        superuser: is_superuser(&st, now, world.config.propagation_delay, &claims.oid, &account_id),
+        superuser: is_superuser(
+            &st,
+            now,
+            world.config.propagation_delay,
+            &claims.oid,
+            &account_id,
+        ),
         rid: rid.to_owned(),
     };
     let _ = ctx.key;
@@ -889,17 +903,26 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
                 return not_found(&path, &ctx.rid);
             };
             let list: Vec<Value> = if node.is_dir {
-                let prefix = if path == "/" { "/".to_owned() } else { format!("{path}/") };
+                let prefix = if path == "/" {
+                    "/".to_owned()
+                } else {
+                    format!("{path}/")
+                };
                 fs.iter()
                     .filter(|(p, _)| {
-                        p.starts_with(&prefix) && p.len() > prefix.len() && !p[prefix.len()..].contains('/')
+                        p.starts_with(&prefix)
+                            && p.len() > prefix.len()
+                            && !p[prefix.len()..].contains('/')
                     })
                     .map(|(p, n)| file_status(n, &p[prefix.len()..]))
                     .collect()
             } else {
                 vec![file_status(node, "")]
             };
-            json_reply(StatusCode::OK, &json!({"FileStatuses": {"FileStatus": list}}))
+            json_reply(
+                StatusCode::OK,
+                &json!({"FileStatuses": {"FileStatus": list}}),
+            )
         }
         "GETFILESTATUS" => {
             if !ctx.check(fs, &path, None) {
@@ -943,7 +966,10 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
                 return remote_exception(
                     StatusCode::FORBIDDEN,
                     "FileAlreadyExistsException",
-                    &format!("Parent path is not a folder: {existing_parent} [{}]", ctx.rid),
+                    &format!(
+                        "Parent path is not a folder: {existing_parent} [{}]",
+                        ctx.rid
+                    ),
                 );
             }
             if !ctx.check(fs, &existing_parent, Some((&existing_parent, W | X))) {
@@ -982,17 +1008,26 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
             if !write {
                 // First leg: redirect to the same URL with write=true (no data is taken).
                 let base = account.url.clone();
-                let sep = if parts.uri.query().is_some() { "&" } else { "?" };
+                let sep = if parts.uri.query().is_some() {
+                    "&"
+                } else {
+                    "?"
+                };
                 let location = format!(
                     "{base}{}{}{sep}write=true",
                     parts.uri.path(),
-                    parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+                    parts
+                        .uri
+                        .query()
+                        .map(|q| format!("?{q}"))
+                        .unwrap_or_default()
                 );
                 let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     r.headers_mut().insert("location", v);
                 }
-                r.headers_mut().insert("ContentLength", HeaderValue::from_static("0"));
+                r.headers_mut()
+                    .insert("ContentLength", HeaderValue::from_static("0"));
                 return r;
             }
             let overwrite = q("overwrite").is_some_and(|w| w.eq_ignore_ascii_case("true"));
@@ -1001,16 +1036,20 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
                     return remote_exception(
                         StatusCode::FORBIDDEN,
                         "FileAlreadyExistsException",
-                        &format!("{op} failed with error 0x83090455 (File already exists.). [{}]", ctx.rid),
+                        &format!(
+                            "{op} failed with error 0x83090455 (File already exists.). [{}]",
+                            ctx.rid
+                        ),
                     );
                 }
                 if !ctx.check(fs, &path, Some((&path, W))) {
                     return acl_denied(ctx.world, &op, &ctx.rid);
                 }
             }
-            let acl = fs
-                .get(&path)
-                .map_or_else(|| parent_node_acl(fs, &par).child(&ctx.caller, false), |n| n.acl.clone());
+            let acl = fs.get(&path).map_or_else(
+                || parent_node_acl(fs, &par).child(&ctx.caller, false),
+                |n| n.acl.clone(),
+            );
             fs.insert(
                 path.clone(),
                 Node {
@@ -1022,7 +1061,8 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
                 },
             );
             let mut r = StatusCode::CREATED.into_response();
-            r.headers_mut().insert("ContentLength", HeaderValue::from_static("0"));
+            r.headers_mut()
+                .insert("ContentLength", HeaderValue::from_static("0"));
             r
         }
         "OPEN" => {
@@ -1054,8 +1094,14 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
                 return r;
             }
             node.accessed = now;
-            let offset = q("offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
-            let data = node.data.get(offset.min(node.data.len())..).unwrap_or_default().to_vec();
+            let offset = q("offset")
+                .and_then(|o| o.parse::<usize>().ok())
+                .unwrap_or(0);
+            let data = node
+                .data
+                .get(offset.min(node.data.len())..)
+                .unwrap_or_default()
+                .to_vec();
             let mut r = (StatusCode::OK, data).into_response();
             r.headers_mut().insert(
                 "content-type",
@@ -1065,7 +1111,10 @@ async fn process(world: &World, key: &str, rid: &str, req: axum::extract::Reques
         }
         "SETACL" | "MODIFYACLENTRIES" => {
             let Some(entries) = q("aclspec").as_deref().and_then(parse_aclspec) else {
-                return illegal(&format!("Invalid value for webhdfs parameter \"aclspec\": {}", q("aclspec").unwrap_or_default()));
+                return illegal(&format!(
+                    "Invalid value for webhdfs parameter \"aclspec\": {}",
+                    q("aclspec").unwrap_or_default()
+                ));
             };
             if !ctx.check(fs, &path, None) {
                 return acl_denied(ctx.world, &op, &ctx.rid);

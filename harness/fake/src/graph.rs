@@ -112,7 +112,9 @@ pub(crate) fn seed(st: &mut crate::world::State, deployer_object_id: &str) {
         secret: None,
         roles: Vec::new(),
     });
-    st.graph.admins.insert(deployer_object_id.to_ascii_lowercase());
+    st.graph
+        .admins
+        .insert(deployer_object_id.to_ascii_lowercase());
 }
 
 impl World {
@@ -178,8 +180,10 @@ pub(crate) fn router(world: Arc<World>) -> Router {
 pub(crate) fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
     let mut r = (
         status,
-        serde_json::to_string(&json!({"odata.error": {"code": code, "message": {"lang": "en", "value": message}}}))
-            .unwrap_or_default(),
+        serde_json::to_string(
+            &json!({"odata.error": {"code": code, "message": {"lang": "en", "value": message}}}),
+        )
+        .unwrap_or_default(),
     )
         .into_response();
     set_content_type(&mut r);
@@ -394,12 +398,7 @@ async fn handle(State(world): State<Arc<World>>, req: axum::extract::Request) ->
             if !caller.read {
                 return denied();
             }
-            let g = world
-                .lock()
-                .graph
-                .groups
-                .get(&lower[1])
-                .map(render_group);
+            let g = world.lock().graph.groups.get(&lower[1]).map(render_group);
             match g {
                 Some(Value::Object(m)) => {
                     let mut out = Map::new();
@@ -447,10 +446,7 @@ async fn handle(State(world): State<Arc<World>>, req: axum::extract::Request) ->
             graph_error(
                 StatusCode::BAD_REQUEST,
                 "Request_BadRequest",
-                &format!(
-                    "Unsupported request: {method} {}",
-                    rest.join("/")
-                ),
+                &format!("Unsupported request: {method} {}", rest.join("/")),
             )
         }
     }
@@ -617,10 +613,7 @@ fn list_service_principals(world: &World, base: &str, filter: Option<&str>) -> R
 
 fn render_assignment(world: &World, a: &AppRoleAssignment) -> Value {
     let dir = world.lock().directory.clone();
-    let name = |id: &str| {
-        dir.get(id)
-            .map_or(Value::Null, |sp| json!(sp.display_name))
-    };
+    let name = |id: &str| dir.get(id).map_or(Value::Null, |sp| json!(sp.display_name));
     json!({
         "odata.type": "Microsoft.DirectoryServices.AppRoleAssignment",
         "objectType": "AppRoleAssignment",
@@ -675,7 +668,8 @@ fn create_assignment(world: &World, base: &str, sp_id: &str, body: &[u8]) -> Res
         return malformed_body();
     };
     let s = |k: &str| b.get(k).and_then(Value::as_str).map(str::to_owned);
-    let (Some(role), Some(principal), Some(resource)) = (s("id"), s("principalId"), s("resourceId"))
+    let (Some(role), Some(principal), Some(resource)) =
+        (s("id"), s("principalId"), s("resourceId"))
     else {
         return invalid_properties();
     };
@@ -798,10 +792,18 @@ fn create_group(world: &World, base: &str, body: &[u8]) -> Response {
             &format!("Invalid value specified for property '{p}' of resource 'Group'."),
         )
     };
-    let Some(display_name) = b.get("displayName").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) else {
+    let Some(display_name) = b
+        .get("displayName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+    else {
         return invalid("displayName");
     };
-    let Some(nick) = b.get("mailNickname").and_then(Value::as_str).filter(|s| !s.trim().is_empty() && !s.contains(' ')) else {
+    let Some(nick) = b
+        .get("mailNickname")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty() && !s.contains(' '))
+    else {
         return invalid("mailNickname");
     };
     // Graph 1.6 creates only pure security groups.
@@ -817,7 +819,10 @@ fn create_group(world: &World, base: &str, body: &[u8]) -> Response {
         mail_nickname: nick.to_owned(),
         security_enabled: true,
         mail_enabled: false,
-        description: b.get("description").and_then(Value::as_str).map(str::to_owned),
+        description: b
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     };
     world
         .lock()
@@ -827,7 +832,9 @@ fn create_group(world: &World, base: &str, body: &[u8]) -> Response {
     let mut out = Map::new();
     out.insert(
         "odata.metadata".into(),
-        json!(format!("{base}/$metadata#directoryObjects/Microsoft.DirectoryServices.Group/@Element")),
+        json!(format!(
+            "{base}/$metadata#directoryObjects/Microsoft.DirectoryServices.Group/@Element"
+        )),
     );
     if let Value::Object(m) = render_group(&g) {
         out.extend(m);

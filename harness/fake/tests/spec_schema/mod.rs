@@ -19,7 +19,12 @@ pub struct Check {
 
 impl Check {
     pub fn new(spec: &Value, case_insensitive: bool) -> Self {
-        Check { defs: spec["definitions"].clone(), case_insensitive, unknown: BTreeSet::new(), errors: Vec::new() }
+        Check {
+            defs: spec["definitions"].clone(),
+            case_insensitive,
+            unknown: BTreeSet::new(),
+            errors: Vec::new(),
+        }
     }
 
     fn resolve(&self, s: &Value) -> Value {
@@ -39,7 +44,12 @@ impl Check {
         let s = self.resolve(s);
         let mut props = Map::new();
         let mut req = Vec::new();
-        for parent in s.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        for parent in s
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let (p, r) = self.shape(parent);
             props.extend(p);
             req.extend(r);
@@ -47,7 +57,14 @@ impl Check {
         if let Some(p) = s.get("properties").and_then(Value::as_object) {
             props.extend(p.clone());
         }
-        req.extend(s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned));
+        req.extend(
+            s.get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned),
+        );
         (props, req)
     }
 
@@ -75,7 +92,8 @@ impl Check {
             _ => true,
         };
         if !ok {
-            self.errors.push(format!("{path}: expected {}, got {v}", ty.unwrap_or("?")));
+            self.errors
+                .push(format!("{path}: expected {}, got {v}", ty.unwrap_or("?")));
             return;
         }
         if let Value::Array(items) = v {
@@ -94,7 +112,11 @@ impl Check {
                 }
             }
             for (k, val) in m {
-                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match props.iter().find(|(p, _)| self.same(k, p)) {
                     Some((_, ps)) => {
                         let ps = ps.clone();
@@ -102,7 +124,9 @@ impl Check {
                     }
                     None => {
                         // `additionalProperties` objects (tags) accept anything.
-                        if s.get("additionalProperties").is_none_or(|a| !a.is_object()) || !props.is_empty() {
+                        if s.get("additionalProperties").is_none_or(|a| !a.is_object())
+                            || !props.is_empty()
+                        {
                             self.unknown.insert(sub);
                         }
                     }
@@ -112,10 +136,18 @@ impl Check {
     }
 
     fn same(&self, a: &str, b: &str) -> bool {
-        if self.case_insensitive { a.eq_ignore_ascii_case(b) } else { a == b }
+        if self.case_insensitive {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
     }
 
     pub fn assert_valid(&self) {
-        assert!(self.errors.is_empty(), "schema violations: {:#?}", self.errors);
+        assert!(
+            self.errors.is_empty(),
+            "schema violations: {:#?}",
+            self.errors
+        );
     }
 }
