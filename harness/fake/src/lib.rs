@@ -274,6 +274,16 @@ impl FakeCloud {
             self.world.deployer.object_id,
         );
         let st = self.world.lock();
+        out.push_str("  Graph:         ");
+        out.push_str(&st.graph.url);
+        out.push('\n');
+        for (name, url) in datalake::service_urls(&st) {
+            out.push_str("  ");
+            out.push_str(&name);
+            out.push_str("  ");
+            out.push_str(&url);
+            out.push('\n');
+        }
         let mut hosts: Vec<String> = st
             .hosts
             .iter()
