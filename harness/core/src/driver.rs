@@ -22,6 +22,8 @@ use crate::redact::Redactor;
 use crate::roles;
 
 mod kvcosmos;
+mod datalake;
+mod graph;
 
 /// Which variant of a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -287,10 +289,8 @@ impl<'a> Run<'a> {
         bindings.bind("tenant_id", json!(ep.tenant_id));
         bindings.bind("location", json!(ep.location));
         bindings.bind("run_id", json!(ep.run_id));
-        bindings.bind(
-            "host",
-            json!({"name": scenario.host.name, "os": scenario.host.os.name()}),
-        );
+        bindings.bind("host", json!({"name": scenario.host.name, "os": scenario.host.os.name()}));
+        bindings.bind("graph", json!(graph::base_url(env)));
         let d = env.deployer();
         bindings.bind(
             "deployer",
@@ -844,6 +844,7 @@ impl<'a> Run<'a> {
                 record.primary = Some(get);
                 Ok(Some(json!({"id": path, "name": name})))
             }
+            ProvisionKind::DatalakeStore => self.datalake_store(step, record).await,
         }
     }
 
@@ -910,6 +911,9 @@ impl<'a> Run<'a> {
                     "role_definition_id": role_definition_id,
                 })))
             }
+            GrantKind::AdlsAcl => self.adls_acl(step, record).await,
+            GrantKind::GraphAppRole => self.graph_app_role(step, record).await,
+            GrantKind::GraphGroupMember => self.graph_group_member(step, record).await,
         }
     }
 
@@ -1062,6 +1066,10 @@ impl<'a> Run<'a> {
         let mut req = HttpRequest::new(method, url);
         if step.fields.bool("as_deployer") == Some(true) {
             let t = self.deployer_token().await?;
+            req.set_header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(resource) = self.str_field(step, "as_deployer_for")? {
+            let t = self.deployer_token_for(&resource).await?;
             req.set_header("Authorization", format!("Bearer {t}"));
         }
         if let Some(t) = step.fields.template("token") {

@@ -341,6 +341,7 @@ keyed_enum! {
         KeyVault => "key_vault",
         KeyVaultSecret => "key_vault_secret",
         CosmosAccount => "cosmos_account",
+        DatalakeStore => "datalake_store",
     }
 }
 
@@ -349,6 +350,9 @@ keyed_enum! {
     GrantKind {
         RoleAssignment => "role_assignment",
         KeyVaultAccessPolicy => "key_vault_access_policy",
+        AdlsAcl => "adls_acl",
+        GraphAppRole => "graph_app_role",
+        GraphGroupMember => "graph_group_member",
     }
 }
 

@@ -76,6 +76,10 @@ const EPOCH_KEYS: &[&str] = &[
     "created",
     "updated",
     "_ts",
+    // WebHDFS times (epoch milliseconds).
+    "accessTime",
+    "modificationTime",
+    "msExpirationTime",
 ];
 
 /// JSON keys whose values are per-run opaque ids (Cosmos DB `_rid`, `_self`, `_etag`).
@@ -358,6 +362,16 @@ mod tests {
         assert_eq!(out["_self"], "[opaque]");
         assert_eq!(out["_etag"], "[opaque]");
         assert_eq!(out["_ts"], 0);
+    }
+
+    #[test]
+    fn webhdfs_times_become_zero() {
+        let mut r = Redactor::new(&endpoints());
+        let v = json!({"FileStatus": {"accessTime": 1_507_934_941_392_u64, "modificationTime": 1_507_944_835_699_u64, "length": 11}});
+        let out = r.json(&v);
+        assert_eq!(out["FileStatus"]["accessTime"], 0);
+        assert_eq!(out["FileStatus"]["modificationTime"], 0);
+        assert_eq!(out["FileStatus"]["length"], 11);
     }
 
     #[test]

@@ -545,6 +545,18 @@ pub const KINDS: &[KindSpec] = &[
         outputs: &["id", "name", "document_endpoint", "body.*"],
     },
     KindSpec {
+        phase: Phase::Provision,
+        key: "datalake_store",
+        doc: "PUT a Data Lake Store Gen1 account (Microsoft.DataLakeStore/accounts, 2016-11-01); the deployer owns its root folder and is its super-user.",
+        fields: &[
+            req("name", Str, "Account name (3-24 lower-case letters and digits)."),
+            RG,
+            LOC,
+            API,
+        ],
+        outputs: &["id", "name", "endpoint", "url", "body.*"],
+    },
+    KindSpec {
         phase: Phase::Grant,
         key: "role_assignment",
         doc: "Look the role up by name (GET roleDefinitions?$filter=roleName eq '...') and PUT a role assignment at the scope.",
@@ -586,6 +598,40 @@ pub const KINDS: &[KindSpec] = &[
             API,
         ],
         outputs: &["body.*"],
+    },
+    KindSpec {
+        phase: Phase::Grant,
+        key: "adls_acl",
+        doc: "Add POSIX ACL entries for a principal on a Data Lake Store path (WebHDFS PUT ?op=MODIFYACLENTRIES as the deployer, the account's super-user).",
+        fields: &[
+            req("account", Str, "Name of the Data Lake Store account (created by a `provision = \"datalake_store\"` step)."),
+            req("path", Str, "File or folder path, e.g. `/` or `/TestFolder`."),
+            req("principal", Str, "Object (principal) id of the identity."),
+            req("permissions", Str, "Permission bits as `rwx`, `r-x`, `--x`..."),
+            opt("default", Bool, "Also add the entry as a default entry, inherited by new children (the portal's \"An access permission entry and a default permission entry\"; default false)."),
+        ],
+        outputs: &["aclspec", "body.*"],
+    },
+    KindSpec {
+        phase: Phase::Grant,
+        key: "graph_app_role",
+        doc: "Grant an application permission (app role) as the deployer through Azure AD Graph: look the resource application's service principal up by appId, then POST servicePrincipals/{principal}/appRoleAssignments.",
+        fields: &[
+            req("principal", Str, "Object id of the identity's service principal."),
+            req("role", Str, "App role value, e.g. `Directory.Read.All`."),
+            opt("app_id", Str, "Application id of the resource application (default Azure AD Graph, `00000002-0000-0000-c000-000000000000`)."),
+        ],
+        outputs: &["id", "app_role_id", "resource_id", "body.*"],
+    },
+    KindSpec {
+        phase: Phase::Grant,
+        key: "graph_group_member",
+        doc: "Add a directory object to a group as the deployer through Azure AD Graph (POST groups/{group}/$links/members).",
+        fields: &[
+            req("group", Str, "Object id of the group."),
+            req("member", Str, "Object id of the member (e.g. the identity's service principal)."),
+        ],
+        outputs: &["group", "member"],
     },
     KindSpec {
         phase: Phase::FetchToken,
@@ -647,26 +693,11 @@ pub const KINDS: &[KindSpec] = &[
         doc: "An HTTP request: `call = \"METHOD URL\"`.",
         fields: &[
             opt("headers", StrTable, "Request headers."),
-            opt(
-                "body",
-                Json,
-                "Request body: a string is sent as is, a table as JSON.",
-            ),
-            opt(
-                "token",
-                Str,
-                "Id of a fetch_token step: sends `Authorization: Bearer <its token>`.",
-            ),
-            opt(
-                "as_deployer",
-                Bool,
-                "Send the deployer's ARM token (as the operator in the REST how-tos).",
-            ),
-            opt(
-                "sign",
-                StrTable,
-                "Sign the request instead of a bearer token: `scheme` plus that scheme's inputs (see `sign.rs`).",
-            ),
+            opt("body", Json, "Request body: a string is sent as is, a table as JSON."),
+            opt("token", Str, "Id of a fetch_token step: sends `Authorization: Bearer <its token>`."),
+            opt("as_deployer", Bool, "Send the deployer's ARM token (as the operator in the REST how-tos)."),
+            opt("as_deployer_for", Str, "Send a deployer token for this resource, e.g. `https://graph.windows.net/` (as `az account get-access-token --resource` gives the operator)."),
+            opt("sign", StrTable, "Sign the request instead of a bearer token: `scheme` plus that scheme's inputs (see `sign.rs`)."),
         ],
         outputs: &["status", "headers.*", "body.*", "text"],
     },
@@ -694,6 +725,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "The deployer principal: `deployer.object_id`, `deployer.client_id`, `deployer.access_token`.",
     ),
     ("host", "The host: `host.name`, `host.os`."),
+    ("graph", "Base URL of Azure AD Graph (`https://graph.windows.net` live)."),
 ];
 
 /// Output paths of the `deployer` and `host` builtins.

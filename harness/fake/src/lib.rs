@@ -14,8 +14,10 @@
 mod arm;
 pub mod blob;
 pub mod cosmos;
+pub mod datalake;
 pub mod directory;
 mod error;
+pub mod graph;
 mod imds;
 mod keys;
 pub mod keyvault;
@@ -128,10 +130,21 @@ impl FakeCloud {
             .arm_url
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = arm.url();
+        let w = world.clone();
+        let graph = match server::spawn(latency, move |_| graph::router(w)) {
+            Ok(g) => g,
+            Err(e) => {
+                login.stop();
+                arm.stop();
+                return Err(e.into());
+            }
+        };
         {
             let mut st = world.lock();
+            st.graph.url = graph.url();
             st.main_servers.push(login);
             st.main_servers.push(arm);
+            st.main_servers.push(graph);
         }
         Ok(FakeCloud { world })
     }
@@ -228,15 +241,36 @@ impl FakeCloud {
     /// Data-plane base URLs by logical name (e.g. `blob:myaccount`), for transcripts: the
     /// same service must get the same name on the live backend. Data planes register here.
     pub fn service_urls(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self
-            .world
-            .lock()
-            .service_urls
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut v: Vec<(String, String)> = {
+            let st = self.world.lock();
+            let mut v: Vec<(String, String)> = st
+                .service_urls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            v.push(("graph".to_owned(), st.graph.url.clone()));
+            v.extend(datalake::service_urls(&st));
+            v
+        };
         v.extend(blob::service_urls(&self.world));
         v
+    }
+
+    /// Base URL of Azure AD Graph (`http://127.0.0.1:PORT`; live `https://graph.windows.net`).
+    pub fn graph_url(&self) -> String {
+        self.world.graph_base()
+    }
+
+    /// WebHDFS base URL of a Data Lake Store account by ARM id.
+    pub fn datalake_url(&self, account_id: &str) -> Option<String> {
+        self.world.datalake_url(account_id)
+    }
+
+    /// Grant an app role of Azure AD Graph (e.g. `Directory.Read.All`) to a principal;
+    /// tokens minted afterwards for `https://graph.windows.net` carry it in `roles`.
+    /// Returns the assignment id, `None` for an unknown role.
+    pub fn grant_graph_app_role(&self, principal_object_id: &str, role: &str) -> Option<String> {
+        self.world.grant_graph_app_role(principal_object_id, role)
     }
 
     pub fn describe(&self) -> String {
@@ -252,6 +286,16 @@ impl FakeCloud {
             self.world.deployer.object_id,
         );
         let st = self.world.lock();
+        out.push_str("  Graph:         ");
+        out.push_str(&st.graph.url);
+        out.push('\n');
+        for (name, url) in datalake::service_urls(&st) {
+            out.push_str("  ");
+            out.push_str(&name);
+            out.push_str("  ");
+            out.push_str(&url);
+            out.push('\n');
+        }
         let mut hosts: Vec<String> = st
             .hosts
             .iter()
@@ -283,6 +327,7 @@ impl FakeCloud {
                     .into_values()
                     .map(|a| a.server),
             );
+            v.extend(datalake::drain_servers(&mut st));
             v.append(&mut st.main_servers);
             v.extend(
                 std::mem::take(&mut st.vaults)

@@ -143,10 +143,11 @@ impl World {
             idtyp: "app".to_owned(),
             oid: sp.object_id.clone(),
             rh: format!("0.{}.", util::random_b64(40)),
-            roles: if sp.roles.is_empty() {
-                None
-            } else {
-                Some(sp.roles.clone())
+            roles: {
+                // Directly set roles plus app roles granted on the token's resource (Graph).
+                let mut roles = sp.roles.clone();
+                roles.extend(self.app_roles_for(&sp.object_id, resource));
+                if roles.is_empty() { None } else { Some(roles) }
             },
             sub: sp.object_id.clone(),
             tid: self.tenant_id.clone(),

@@ -136,6 +136,10 @@ pub(crate) struct State {
     pub blob_accounts: BTreeMap<String, crate::blob::Account>,
     /// Every blob service URL ever served, by logical name (kept after deletion for transcripts).
     pub blob_urls: Vec<(String, String)>,
+    /// Data Lake Store Gen1 accounts and their WebHDFS servers.
+    pub datalake: crate::datalake::AdlsState,
+    /// Azure AD Graph: groups, memberships, app role assignments.
+    pub graph: crate::graph::GraphState,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {
@@ -206,6 +210,7 @@ impl World {
         state
             .role_assignments
             .insert(ra.id().to_ascii_lowercase(), ra);
+        crate::graph::seed(&mut state, &deployer.object_id);
         World {
             config,
             tenant_id,

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::{Run, StepError, StepRecord};
-use crate::backend::{DeployerAuth, HttpRequest, Route};
+use crate::backend::{HttpRequest, Route};
 use crate::model::{ProvisionKind, Step};
 
 const KEYVAULT_API: &str = "2023-07-01";
@@ -192,45 +192,5 @@ impl Run<'_> {
         let i = self.arm("PUT", &path, &api, Some(&body), record).await?;
         record.primary = Some(i);
         Ok(Some(json!({})))
-    }
-
-    /// A deployer token for a data-plane audience (client credentials).
-    async fn deployer_token_for(&mut self, resource: &str) -> Result<String, StepError> {
-        let d = self.env.deployer().clone();
-        let DeployerAuth::ClientSecret { client_id, secret } = &d.auth else {
-            return Err(StepError(format!(
-                "a token for {resource} needs the deployer's client secret (this backend gave only an ARM token)"
-            )));
-        };
-        let ep = self.env.endpoints().clone();
-        let url = format!("{}/{}/oauth2/token", ep.login, ep.tenant_id);
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "client_credentials")
-            .append_pair("client_id", client_id)
-            .append_pair("client_secret", secret.expose())
-            .append_pair("resource", resource)
-            .finish();
-        let mut req = HttpRequest::new("POST", url.clone());
-        req.set_header("Content-Type", "application/x-www-form-urlencoded");
-        req.body = Some(form.into_bytes());
-        let resp = self
-            .env
-            .send(Route::Direct, req)
-            .await
-            .map_err(|e| StepError(format!("deployer sign-in for {resource} failed: {e}")))?;
-        let body = resp.json().unwrap_or(Value::Null);
-        let token = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .filter(|_| resp.is_success())
-            .ok_or_else(|| {
-                StepError(format!(
-                    "deployer sign-in at {url} for {resource} failed with {}",
-                    resp.status
-                ))
-            })?
-            .to_string();
-        self.secrets.push((token.clone(), "deployer-token"));
-        Ok(token)
     }
 }

@@ -597,6 +597,7 @@ fn dispatch(world: &Arc<World>, req: &Req) -> ArmResult {
                 ("microsoft.documentdb/databaseaccounts", [op @ ("listkeys" | "readonlykeys")]) => {
                     crate::cosmos::keys(world, req, op)
                 }
+                ("microsoft.datalakestore/accounts", []) => crate::datalake::account(world, req),
                 _ => Err(unknown_type(req, ns, ty)),
             }
         }
@@ -621,6 +622,7 @@ fn unknown_type(req: &Req, ns: &str, ty: &str) -> ArmError {
         "microsoft.authorization",
         "microsoft.keyvault",
         "microsoft.documentdb",
+        "microsoft.datalakestore",
     ];
     let ns_orig = req
         .segs

@@ -258,6 +258,7 @@ pub(crate) fn purge(st: &mut State, id: &str) {
         crate::cosmos::forget(st, &key);
         if let Some(r) = st.resources.remove(&key) {
             World::stop_hosts(st, &r.id);
+            crate::datalake::on_purge(st, &r.id);
             if let Some(sys) = r.identity.as_ref().and_then(|i| i.system.as_ref()) {
                 st.directory.remove(&sys.principal_id);
             }
