@@ -18,6 +18,7 @@ mod imds;
 mod keys;
 pub mod rbac;
 mod server;
+pub mod sql;
 pub mod token;
 mod util;
 mod world;
@@ -225,7 +226,24 @@ impl FakeCloud {
     /// Data-plane base URLs by logical name (e.g. `blob:myaccount`), for transcripts: the
     /// same service must get the same name on the live backend. Data planes register here.
     pub fn service_urls(&self) -> Vec<(String, String)> {
-        Vec::new()
+        let mut urls = Vec::new();
+        let st = self.world.lock();
+        for s in st.sql_servers.values() {
+            urls.push((format!("sql:{}", s.name), s.fqdn()));
+        }
+        urls.sort();
+        urls
+    }
+
+    /// The state of the Azure SQL logical server `name` (databases, contained users, rows,
+    /// login attempts), for tests.
+    pub fn sql_server(&self, name: &str) -> Option<mic_tds::TdsState> {
+        self.world
+            .lock()
+            .sql_servers
+            .values()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .map(|s| s.tds.state().clone())
     }
 
     pub fn describe(&self) -> String {
@@ -268,6 +286,9 @@ impl FakeCloud {
             let mut v: Vec<server::ServerHandle> =
                 st.hosts.drain().map(|(_, h)| h.server).collect();
             v.append(&mut st.main_servers);
+            for (_, s) in st.sql_servers.drain() {
+                s.tds.shutdown();
+            }
             v
         };
         for s in &servers {

@@ -125,6 +125,8 @@ pub(crate) struct State {
     pub faults: HashMap<String, FaultState>,
     /// Servers of the world itself (token service, ARM).
     pub main_servers: Vec<ServerHandle>,
+    /// Azure SQL logical servers (TDS endpoints), keyed by lower-case server resource id.
+    pub sql_servers: HashMap<String, crate::sql::SqlServer>,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {
