@@ -21,6 +21,8 @@ use crate::model::{
 use crate::redact::Redactor;
 use crate::roles;
 
+mod sql;
+
 /// Which variant of a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Trial {
@@ -352,6 +354,7 @@ impl<'a> Run<'a> {
             StepKind::Provision(kind) => self.provision(*kind, step, record).await,
             StepKind::Grant(kind) => self.grant(*kind, step, record).await,
             StepKind::FetchToken(source) => self.fetch_token(*source, step, record).await,
+            StepKind::Call { method, url } if method == crate::schema::SQL_METHOD => self.sql_call(url, step, record).await,
             StepKind::Call { method, url } => self.call(method, url, step, record).await,
         };
         let output = outcome.map_err(|e| (e.0, Vec::new()))?;
@@ -643,6 +646,7 @@ impl<'a> Run<'a> {
                 self.hosts.insert(step.id.value.clone(), path.clone());
                 Ok(Some(identity_outputs(&path, &name, &body)))
             }
+            ProvisionKind::SqlServer | ProvisionKind::SqlDatabase | ProvisionKind::SqlEntraAdmin => self.provision_sql(kind, step, record).await,
             ProvisionKind::StorageAccount => {
                 let name = self.req_field(step, "name")?;
                 let rg = self.req_field(step, "resource_group")?;
@@ -700,6 +704,7 @@ impl<'a> Run<'a> {
                     "role_definition_id": role_definition_id,
                 })))
             }
+            GrantKind::SqlContainedUser => self.grant_sql(kind, step, record).await,
         }
     }
 

@@ -277,7 +277,8 @@ pub enum StepKind {
     Grant(GrantKind),
     /// `fetch_token = "imds"` etc.
     FetchToken(TokenSource),
-    /// `call = "GET ${arm}/subscriptions/..."`.
+    /// `call = "GET ${arm}/subscriptions/..."` (HTTP), or `call = "SQL <server>/<database>"`
+    /// (a TDS connection and a query).
     Call { method: String, url: Template },
 }
 
@@ -297,6 +298,7 @@ impl StepKind {
             StepKind::Provision(k) => k.key(),
             StepKind::Grant(k) => k.key(),
             StepKind::FetchToken(k) => k.key(),
+            StepKind::Call { method, .. } if method == crate::schema::SQL_METHOD => "sql",
             StepKind::Call { .. } => "http",
         }
     }
@@ -338,6 +340,9 @@ keyed_enum! {
         VmssIdentity => "vmss_identity",
         StorageAccount => "storage_account",
         AppService => "app_service",
+        SqlServer => "sql_server",
+        SqlDatabase => "sql_database",
+        SqlEntraAdmin => "sql_entra_admin",
     }
 }
 
@@ -345,6 +350,7 @@ keyed_enum! {
     /// What a `grant` step gives the identity.
     GrantKind {
         RoleAssignment => "role_assignment",
+        SqlContainedUser => "sql_contained_user",
     }
 }
 

@@ -265,6 +265,45 @@ pub const KINDS: &[KindSpec] = &[
         outputs: &["id", "name", "identity.principal_id", "identity.tenant_id", "identity.type", "identity.*", "body.*"],
     },
     KindSpec {
+        phase: Phase::Provision,
+        key: "sql_server",
+        doc: "PUT an Azure SQL logical server (Microsoft.Sql/servers) with a SQL admin login and a random password, then GET it.",
+        fields: &[
+            req("name", Str, "Server name (lower-case letters, digits and hyphens; unique in Azure)."),
+            RG,
+            LOC,
+            opt("admin_login", Str, "SQL administrator login (default `micadmin`); the password is random and redacted."),
+            API,
+        ],
+        outputs: &["id", "name", "fqdn", "body.*"],
+    },
+    KindSpec {
+        phase: Phase::Provision,
+        key: "sql_database",
+        doc: "PUT a database on a logical server (Microsoft.Sql/servers/databases), then GET it.",
+        fields: &[
+            req("name", Str, "Database name."),
+            req("server", Str, "Server name."),
+            RG,
+            LOC,
+            API,
+        ],
+        outputs: &["id", "name", "body.*"],
+    },
+    KindSpec {
+        phase: Phase::Provision,
+        key: "sql_entra_admin",
+        doc: "PUT the server's Entra (Azure AD) admin (`administrators/ActiveDirectory`; `activeDirectory` before 2017): by default the deployer, identified by its application id.",
+        fields: &[
+            req("server", Str, "Server name."),
+            RG,
+            opt("login", Str, "Display name recorded as the admin's login (default `mic-deployer`)."),
+            opt("sid", Str, "Object id of a user or group, or application id of an application (default: the deployer's client id)."),
+            API,
+        ],
+        outputs: &["id", "name", "body.*"],
+    },
+    KindSpec {
         phase: Phase::Grant,
         key: "role_assignment",
         doc: "Look the role up by name (GET roleDefinitions?$filter=roleName eq '...') and PUT a role assignment at the scope.",
@@ -276,6 +315,18 @@ pub const KINDS: &[KindSpec] = &[
             API,
         ],
         outputs: &["id", "name", "role_definition_id", "body.*"],
+    },
+    KindSpec {
+        phase: Phase::Grant,
+        key: "sql_contained_user",
+        doc: "Connect to the database as the server's Entra admin (the deployer, with its own token for `https://database.windows.net/`) and run `CREATE USER [name] FROM EXTERNAL PROVIDER`, then `ALTER ROLE <role> ADD MEMBER [name]` for each role.",
+        fields: &[
+            req("server", Str, "The server's address: `properties.fullyQualifiedDomainName` of the `sql_server` step."),
+            req("database", Str, "Database name."),
+            req("name", Str, "Display name of the principal (the tutorial's `VMName`)."),
+            opt("roles", StrList, "Database roles to add the user to, e.g. `[\"db_datareader\"]`."),
+        ],
+        outputs: &["name", "status", "body.*"],
     },
     KindSpec {
         phase: Phase::FetchToken,
@@ -310,6 +361,17 @@ pub const KINDS: &[KindSpec] = &[
             opt("sign", StrTable, "Sign the request instead of a bearer token: `scheme` plus that scheme's inputs (see `sign.rs`)."),
         ],
         outputs: &["status", "headers.*", "body.*", "text"],
+    },
+    KindSpec {
+        phase: Phase::Call,
+        key: "sql",
+        doc: "A T-SQL batch over TDS (tiberius, token authentication): `call = \"SQL <server address>/<database>\"`. The response is JSON: `{\"rows\": [...], \"rows_affected\": [...]}`, or `{\"error\": {\"code\": \"18456\", \"number\", \"state\", \"class\", \"message\", \"server\"}}` with status 401 (login failed), 403 (permission denied) or 400 (other errors).",
+        fields: &[
+            req("query", Str, "The T-SQL batch to run."),
+            opt("token", Str, "Id of a fetch_token step: logs in with its access token."),
+            opt("as_deployer", Bool, "Log in with the deployer's token for `https://database.windows.net/` (the server's Entra admin)."),
+        ],
+        outputs: &["status", "body.*", "text"],
     },
 ];
 
@@ -354,6 +416,9 @@ pub fn step_kind_from_key(phase: Phase, key: &str) -> Option<StepKind> {
         Phase::Call => None,
     }
 }
+
+/// The method of a SQL call step: `call = "SQL <server>/<database>"`.
+pub const SQL_METHOD: &str = "SQL";
 
 /// HTTP methods a call step may use.
 pub const METHODS: &[&str] = &["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD"];
