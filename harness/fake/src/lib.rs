@@ -226,12 +226,9 @@ impl FakeCloud {
     /// Data-plane base URLs by logical name (e.g. `blob:myaccount`), for transcripts: the
     /// same service must get the same name on the live backend. Data planes register here.
     pub fn service_urls(&self) -> Vec<(String, String)> {
-        let mut urls = Vec::new();
-        let st = self.world.lock();
-        for s in st.sql_servers.values() {
-            urls.push((format!("sql:{}", s.name), s.fqdn()));
-        }
+        let mut urls = self.world.lock().sql_endpoints.clone();
         urls.sort();
+        urls.dedup();
         urls
     }
 

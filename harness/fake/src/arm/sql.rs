@@ -231,6 +231,8 @@ pub(crate) fn server(world: &Arc<World>, req: &Req) -> ArmResult {
                         format!("An unexpected error occured while processing the request: {e}"),
                     )
                 })?;
+                st.sql_endpoints
+                    .push((format!("sql:{name}"), server.fqdn()));
                 st.sql_servers.insert(key.clone(), server);
             }
             st.resources.insert(key, r);
