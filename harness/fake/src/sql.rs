@@ -15,7 +15,10 @@ use mic_tds::{ResolveError, TdsConfig, TdsServer, TokenAuthority, TokenPrincipal
 use crate::world::{State, World};
 
 /// The audiences Azure SQL accepts.
-pub const SQL_AUDIENCES: &[&str] = &["https://database.windows.net/", "https://database.windows.net"];
+pub const SQL_AUDIENCES: &[&str] = &[
+    "https://database.windows.net/",
+    "https://database.windows.net",
+];
 
 /// A running logical server.
 pub(crate) struct SqlServer {

@@ -32,13 +32,20 @@ struct Setup {
 }
 
 fn server_id(cloud: &FakeCloud, rg: &str, name: &str) -> String {
-    format!("{}/providers/Microsoft.Sql/servers/{name}", rg_id(cloud, rg))
+    format!(
+        "{}/providers/Microsoft.Sql/servers/{name}",
+        rg_id(cloud, rg)
+    )
 }
 
 async fn token_for(cloud: &FakeCloud, resource: &str) -> String {
     let d = cloud.deployer();
     let r = common::client()
-        .post(format!("{}/{}/oauth2/token", cloud.login_url(), cloud.tenant_id()))
+        .post(format!(
+            "{}/{}/oauth2/token",
+            cloud.login_url(),
+            cloud.tenant_id()
+        ))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", d.client_id.as_str()),
@@ -139,7 +146,11 @@ async fn setup() -> Setup {
     assert!(r.headers.contains_key("azure-asyncoperation"));
     let r = get(&cloud, &arm_token, &server_id, "2021-11-01").await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body["properties"].get("administratorLoginPassword").is_none());
+    assert!(
+        r.body["properties"]
+            .get("administratorLoginPassword")
+            .is_none()
+    );
     let fqdn = r.body["properties"]["fullyQualifiedDomainName"]
         .as_str()
         .unwrap()
@@ -211,7 +222,13 @@ async fn tutorial_end_to_end_over_arm_and_tds() {
 
     // The contained user is the VM's system-assigned identity.
     let users = s.cloud.sql_server(SERVER).unwrap().users(DB).unwrap();
-    let principal = s.cloud.directory().all().find(|p| p.display_name == "myVM").cloned().unwrap();
+    let principal = s
+        .cloud
+        .directory()
+        .all()
+        .find(|p| p.display_name == "myVM")
+        .cloned()
+        .unwrap();
     assert_eq!(users[0].object_id, principal.object_id);
 }
 
@@ -219,7 +236,8 @@ async fn tutorial_end_to_end_over_arm_and_tds() {
 fn resign_with_rogue_key(token: &str, claims: &Claims) -> String {
     let _ = token;
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-    let pem = rsa::pkcs1::EncodeRsaPrivateKey::to_pkcs1_pem(&key, rsa::pkcs1::LineEnding::LF).unwrap();
+    let pem =
+        rsa::pkcs1::EncodeRsaPrivateKey::to_pkcs1_pem(&key, rsa::pkcs1::LineEnding::LF).unwrap();
     let enc = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
     jsonwebtoken::encode(&Header::new(Algorithm::RS256), claims, &enc).unwrap()
 }
@@ -244,10 +262,14 @@ async fn logins_are_refused_with_18456() {
     .await
     .unwrap();
     let good = vm_token(&s.cloud, &s.vm, SQL).await;
-    connect(&s.fqdn, DB, &good).await.expect("control: the genuine token logs in");
+    connect(&s.fqdn, DB, &good)
+        .await
+        .expect("control: the genuine token logs in");
     // Azure SQL accepts its audience without the trailing slash too.
     let no_slash = vm_token(&s.cloud, &s.vm, "https://database.windows.net").await;
-    connect(&s.fqdn, DB, &no_slash).await.expect("audience without slash");
+    connect(&s.fqdn, DB, &no_slash)
+        .await
+        .expect("audience without slash");
 
     let arm = vm_token(&s.cloud, &s.vm, "https://management.azure.com/").await;
     let storage = vm_token(&s.cloud, &s.vm, "https://storage.azure.com/").await;
@@ -269,18 +291,33 @@ async fn logins_are_refused_with_18456() {
 
     // The deployer's own SQL token works against master only because it is the admin;
     // an identity that is no user of the database (a second VM) is refused.
-    let (other, _) = create_vm(&s.cloud, &s.arm_token, RG, "otherVM", "2018-06-01", json!({"type": "SystemAssigned"})).await;
+    let (other, _) = create_vm(
+        &s.cloud,
+        &s.arm_token,
+        RG,
+        "otherVM",
+        "2018-06-01",
+        json!({"type": "SystemAssigned"}),
+    )
+    .await;
     let other_tok = vm_token(&s.cloud, &other, SQL).await;
     let e = connect(&s.fqdn, DB, &other_tok).await.unwrap_err();
     assert_eq!(server_error(&e).0, 18456, "principal that is not a user");
 
     // Expiry against the world clock: two hours later the same token is refused.
-    s.cloud.advance_clock(Duration::from_secs(2 * 3600));
+    s.cloud.advance_clock(Duration::from_hours(2));
     let e = connect(&s.fqdn, DB, &good).await.unwrap_err();
-    assert_eq!(server_error(&e), (18456, LOGIN_FAILED.to_owned()), "expired");
+    assert_eq!(
+        server_error(&e),
+        (18456, LOGIN_FAILED.to_owned()),
+        "expired"
+    );
     let events = s.cloud.sql_server(SERVER).unwrap().login_events();
     let last = events.last().unwrap();
-    assert!(format!("{:?}", last.outcome).contains("expired"), "{last:?}");
+    assert!(
+        format!("{:?}", last.outcome).contains("expired"),
+        "{last:?}"
+    );
     // A fresh token works again.
     let fresh = vm_token(&s.cloud, &s.vm, SQL).await;
     connect(&s.fqdn, DB, &fresh).await.expect("fresh token");
@@ -290,18 +327,45 @@ async fn logins_are_refused_with_18456() {
 async fn display_names_must_resolve_to_one_principal() {
     let s = setup().await;
     create_rg(&s.cloud, &s.arm_token, "rg2").await;
-    create_vm(&s.cloud, &s.arm_token, RG, "twin", "2018-06-01", json!({"type": "SystemAssigned"})).await;
-    create_vm(&s.cloud, &s.arm_token, "rg2", "twin", "2018-06-01", json!({"type": "SystemAssigned"})).await;
+    create_vm(
+        &s.cloud,
+        &s.arm_token,
+        RG,
+        "twin",
+        "2018-06-01",
+        json!({"type": "SystemAssigned"}),
+    )
+    .await;
+    create_vm(
+        &s.cloud,
+        &s.arm_token,
+        "rg2",
+        "twin",
+        "2018-06-01",
+        json!({"type": "SystemAssigned"}),
+    )
+    .await;
     let mut admin = admin_conn(&s).await;
-    let e = run(&mut admin, "CREATE USER [twin] FROM EXTERNAL PROVIDER").await.unwrap_err();
+    let e = run(&mut admin, "CREATE USER [twin] FROM EXTERNAL PROVIDER")
+        .await
+        .unwrap_err();
     assert_eq!(server_error(&e).0, 33131);
-    let e = run(&mut admin, "CREATE USER [nobody] FROM EXTERNAL PROVIDER").await.unwrap_err();
+    let e = run(&mut admin, "CREATE USER [nobody] FROM EXTERNAL PROVIDER")
+        .await
+        .unwrap_err();
     assert_eq!(server_error(&e).0, 33130);
     // Only the admin may create users: a reader VM cannot.
-    run(&mut admin, "CREATE USER [myVM] FROM EXTERNAL PROVIDER; ALTER ROLE db_datareader ADD MEMBER [myVM];").await.unwrap();
+    run(
+        &mut admin,
+        "CREATE USER [myVM] FROM EXTERNAL PROVIDER; ALTER ROLE db_datareader ADD MEMBER [myVM];",
+    )
+    .await
+    .unwrap();
     let vm_tok = vm_token(&s.cloud, &s.vm, SQL).await;
     let mut vm = connect(&s.fqdn, DB, &vm_tok).await.unwrap();
-    let e = run(&mut vm, "CREATE USER [twin] FROM EXTERNAL PROVIDER").await.unwrap_err();
+    let e = run(&mut vm, "CREATE USER [twin] FROM EXTERNAL PROVIDER")
+        .await
+        .unwrap_err();
     assert_ne!(server_error(&e).0, 0);
     assert!(s.cloud.sql_server(SERVER).unwrap().users(DB).unwrap().len() == 1);
 }
@@ -311,7 +375,13 @@ async fn without_an_entra_admin_nobody_logs_in_and_admin_removal_takes_effect() 
     let s = setup().await;
     let tok = token_for(&s.cloud, SQL).await;
     let path = format!("{}/administrators/ActiveDirectory", s.server_id);
-    let r = call("DELETE", &format!("{}{path}?api-version=2021-11-01", s.cloud.arm_url()), Some(&s.arm_token), None).await;
+    let r = call(
+        "DELETE",
+        &format!("{}{path}?api-version=2021-11-01", s.cloud.arm_url()),
+        Some(&s.arm_token),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let e = connect(&s.fqdn, DB, &tok).await.unwrap_err();
     assert_eq!(server_error(&e).0, 18456);
@@ -323,7 +393,9 @@ async fn without_an_entra_admin_nobody_logs_in_and_admin_removal_takes_effect() 
 }
 
 fn example_body(file: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sql").join(file);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/sql")
+        .join(file);
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     v["responses"]["200"]["body"].clone()
 }
@@ -342,7 +414,10 @@ async fn admin_resource_follows_both_api_versions() {
     };
     // 2014-04-01 requires tenantId.
     let r = put(&s.cloud, &s.arm_token, &old, "2014-04-01", body(false)).await;
-    assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("InvalidResourceRequestBody")));
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (400, Some("InvalidResourceRequestBody"))
+    );
     let r = put(&s.cloud, &s.arm_token, &old, "2014-04-01", body(true)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = get(&s.cloud, &s.arm_token, &old, "2014-04-01").await;
@@ -351,19 +426,39 @@ async fn admin_resource_follows_both_api_versions() {
     let new = format!("{}/administrators/ActiveDirectory", s.server_id);
     let r = get(&s.cloud, &s.arm_token, &new, "2021-11-01").await;
     assert_eq!(r.body["name"], "ActiveDirectory");
-    common::assert_same_shape(&example_body("2021-11-01-AdministratorGet.json"), &r.body, "");
+    common::assert_same_shape(
+        &example_body("2021-11-01-AdministratorGet.json"),
+        &r.body,
+        "",
+    );
     // Rules.
     let mut wrong_type = body(true);
     wrong_type["properties"]["administratorType"] = json!("SqlLogin");
     let r = put(&s.cloud, &s.arm_token, &new, "2021-11-01", wrong_type).await;
-    assert_eq!(r.body["error"]["code"], "InvalidServerAdministratorTypePropertyName");
-    let r = put(&s.cloud, &s.arm_token, &new, "2021-11-01", json!({"properties": {"administratorType": "ActiveDirectory", "login": "x"}})).await;
+    assert_eq!(
+        r.body["error"]["code"],
+        "InvalidServerAdministratorTypePropertyName"
+    );
+    let r = put(
+        &s.cloud,
+        &s.arm_token,
+        &new,
+        "2021-11-01",
+        json!({"properties": {"administratorType": "ActiveDirectory", "login": "x"}}),
+    )
+    .await;
     assert_eq!(r.body["error"]["code"], "InvalidResourceRequestBody");
     let r = put(&s.cloud, &s.arm_token, &new, "2021-11-01", json!({})).await;
     assert_eq!(r.body["error"]["code"], "InvalidResourceRequestBody");
-    let missing = format!("{}/administrators/ActiveDirectory", server_id(&s.cloud, RG, "nosuchserver"));
+    let missing = format!(
+        "{}/administrators/ActiveDirectory",
+        server_id(&s.cloud, RG, "nosuchserver")
+    );
     let r = put(&s.cloud, &s.arm_token, &missing, "2021-11-01", body(true)).await;
-    assert_eq!((r.status, r.body["error"]["code"].as_str()), (404, Some("ParentResourceNotFound")));
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (404, Some("ParentResourceNotFound"))
+    );
     let r = get(&s.cloud, &s.arm_token, &s.server_id, "2099-01-01").await;
     assert_eq!(r.body["error"]["code"], "NoRegisteredProviderFound");
 }
@@ -374,20 +469,50 @@ async fn sql_arm_is_authorized_by_rbac() {
     // The VM's identity has no role: it can neither read nor create servers.
     let tok = vm_token(&s.cloud, &s.vm, "https://management.azure.com/").await;
     let r = get(&s.cloud, &tok, &s.server_id, "2021-11-01").await;
-    assert_eq!((r.status, r.body["error"]["code"].as_str()), (403, Some("AuthorizationFailed")));
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("Microsoft.Sql/servers/read"));
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("AuthorizationFailed"))
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Microsoft.Sql/servers/read")
+    );
     let admin = format!("{}/administrators/ActiveDirectory", s.server_id);
-    let r = put(&s.cloud, &tok, &admin, "2021-11-01", json!({"properties": {}})).await;
+    let r = put(
+        &s.cloud,
+        &tok,
+        &admin,
+        "2021-11-01",
+        json!({"properties": {}}),
+    )
+    .await;
     assert_eq!(r.status, 403);
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("Microsoft.Sql/servers/administrators/write"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Microsoft.Sql/servers/administrators/write")
+    );
     // A SQL token is no ARM token.
     let sql_tok = token_for(&s.cloud, SQL).await;
     let r = get(&s.cloud, &sql_tok, &s.server_id, "2021-11-01").await;
     assert_eq!(r.status, 401);
     // Server creation needs an admin login and password.
     let other = server_id(&s.cloud, RG, "micsql2");
-    let r = put(&s.cloud, &s.arm_token, &other, "2021-11-01", json!({"location": "westus"})).await;
-    assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("InvalidParameterValue")));
+    let r = put(
+        &s.cloud,
+        &s.arm_token,
+        &other,
+        "2021-11-01",
+        json!({"location": "westus"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (400, Some("InvalidParameterValue"))
+    );
     let r = put(&s.cloud, &s.arm_token, &server_id(&s.cloud, RG, "Bad_Name"), "2021-11-01", json!({"location": "westus", "properties": {"administratorLogin": "a", "administratorLoginPassword": "b"}})).await;
     assert_eq!(r.body["error"]["code"], "InvalidServerName");
 }
@@ -395,10 +520,23 @@ async fn sql_arm_is_authorized_by_rbac() {
 #[tokio::test]
 async fn deleting_the_server_or_its_group_stops_the_tds_endpoint() {
     let s = setup().await;
-    let r = call("DELETE", &format!("{}{}?api-version=2021-11-01", s.cloud.arm_url(), s.server_id), Some(&s.arm_token), None).await;
+    let r = call(
+        "DELETE",
+        &format!(
+            "{}{}?api-version=2021-11-01",
+            s.cloud.arm_url(),
+            s.server_id
+        ),
+        Some(&s.arm_token),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(TcpStream::connect(&s.fqdn).await.is_err(), "listener still open");
+    assert!(
+        TcpStream::connect(&s.fqdn).await.is_err(),
+        "listener still open"
+    );
     assert!(s.cloud.sql_server(SERVER).is_none());
     let r = get(&s.cloud, &s.arm_token, &s.server_id, "2021-11-01").await;
     assert_eq!(r.status, 404);
@@ -406,11 +544,29 @@ async fn deleting_the_server_or_its_group_stops_the_tds_endpoint() {
     // Recreate, then delete the resource group.
     let r = put(&s.cloud, &s.arm_token, &s.server_id, "2021-11-01", json!({"location": "westus", "properties": {"administratorLogin": "a", "administratorLoginPassword": "Secret!Passw0rd"}})).await;
     assert_eq!(r.status, 202);
-    let fqdn = get(&s.cloud, &s.arm_token, &s.server_id, "2021-11-01").await.body["properties"]["fullyQualifiedDomainName"].as_str().unwrap().to_owned();
-    let r = call("DELETE", &format!("{}{}?api-version=2021-04-01", s.cloud.arm_url(), rg_id(&s.cloud, RG)), Some(&s.arm_token), None).await;
+    let fqdn = get(&s.cloud, &s.arm_token, &s.server_id, "2021-11-01")
+        .await
+        .body["properties"]["fullyQualifiedDomainName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = call(
+        "DELETE",
+        &format!(
+            "{}{}?api-version=2021-04-01",
+            s.cloud.arm_url(),
+            rg_id(&s.cloud, RG)
+        ),
+        Some(&s.arm_token),
+        None,
+    )
+    .await;
     assert!(matches!(r.status, 200 | 202), "{}", r.body);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(TcpStream::connect(&fqdn).await.is_err(), "listener still open after group deletion");
+    assert!(
+        TcpStream::connect(&fqdn).await.is_err(),
+        "listener still open after group deletion"
+    );
 }
 
 #[tokio::test]
@@ -423,16 +579,30 @@ async fn garbage_never_panics_or_hangs() {
         format!("{}/databases/{DB}", s.server_id),
         format!("{}/administrators/ActiveDirectory", s.server_id),
     ] {
-        for body in ["{", "[]", "null", "\"x\"", "{\"properties\": 5}", "{\"location\": 7}"] {
+        for body in [
+            "{",
+            "[]",
+            "null",
+            "\"x\"",
+            "{\"properties\": 5}",
+            "{\"location\": 7}",
+        ] {
             let r = common::client()
-                .put(format!("{}{path}?api-version=2021-11-01", s.cloud.arm_url()))
+                .put(format!(
+                    "{}{path}?api-version=2021-11-01",
+                    s.cloud.arm_url()
+                ))
                 .bearer_auth(&s.arm_token)
                 .header("content-type", "application/json")
                 .body(body)
                 .send()
                 .await
                 .unwrap();
-            assert!(r.status().is_client_error(), "{path} {body}: {}", r.status());
+            assert!(
+                r.status().is_client_error(),
+                "{path} {body}: {}",
+                r.status()
+            );
         }
     }
     // TDS: garbage packets get an error or a clean disconnect, within the timeouts.

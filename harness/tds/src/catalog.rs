@@ -321,8 +321,13 @@ impl TdsState {
         }
         let mut shared = self.lock();
         let before = shared.databases.len();
-        shared.databases.retain(|d| !d.name.eq_ignore_ascii_case(name));
-        shared.config.databases.retain(|d| !d.eq_ignore_ascii_case(name));
+        shared
+            .databases
+            .retain(|d| !d.name.eq_ignore_ascii_case(name));
+        shared
+            .config
+            .databases
+            .retain(|d| !d.eq_ignore_ascii_case(name));
         shared.databases.len() != before
     }
 

@@ -78,7 +78,11 @@ fn rows_json(sets: &[Vec<tiberius::Row>]) -> Value {
         .map(|row| {
             let mut m = Map::new();
             for (i, (col, data)) in row.cells().enumerate() {
-                let name = if col.name().is_empty() { format!("column{}", i + 1) } else { col.name().to_string() };
+                let name = if col.name().is_empty() {
+                    format!("column{}", i + 1)
+                } else {
+                    col.name().to_string()
+                };
                 m.insert(name, cell(data));
             }
             Value::Object(m)
@@ -90,7 +94,11 @@ fn rows_json(sets: &[Vec<tiberius::Row>]) -> Value {
 
 /// `host[:port]/database` -> (host, port, database).
 fn parse_target(target: &str) -> Result<(String, u16, String), StepError> {
-    let bad = || StepError(format!("`call = \"SQL {target}\"`: expected `<server>[:port]/<database>`"));
+    let bad = || {
+        StepError(format!(
+            "`call = \"SQL {target}\"`: expected `<server>[:port]/<database>`"
+        ))
+    };
     let target = target.trim().trim_start_matches("mssql://");
     let (server, db) = target.rsplit_once('/').ok_or_else(bad)?;
     if server.is_empty() || db.is_empty() {
@@ -117,9 +125,11 @@ enum SqlOutcome {
 impl From<tiberius::error::Error> for SqlOutcome {
     fn from(e: tiberius::error::Error) -> Self {
         match e {
-            tiberius::error::Error::Server(t) => {
-                SqlOutcome::Response(HttpResponse { status: error_status(t.code()), headers: vec![], body: error_body(&t).to_string().into_bytes() })
-            }
+            tiberius::error::Error::Server(t) => SqlOutcome::Response(HttpResponse {
+                status: error_status(t.code()),
+                headers: vec![],
+                body: error_body(&t).to_string().into_bytes(),
+            }),
             other => SqlOutcome::Transport(other.to_string()),
         }
     }
@@ -132,7 +142,9 @@ async fn connect(host: &str, port: u16, db: &str, token: &str) -> Result<Conn, S
     config.database(db);
     config.authentication(AuthMethod::aad_token(token));
     config.encryption(EncryptionLevel::NotSupported);
-    let tcp = TcpStream::connect((host, port)).await.map_err(|e| SqlOutcome::Transport(format!("connect {host}:{port}: {e}")))?;
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| SqlOutcome::Transport(format!("connect {host}:{port}: {e}")))?;
     let _ = tcp.set_nodelay(true);
     Ok(Client::connect(config, tcp.compat_write()).await?)
 }
@@ -144,28 +156,49 @@ async fn batch(conn: &mut Conn, query: &str) -> SqlOutcome {
             Err(e) => Err(e),
         }
     } else {
-        conn.execute(query, &[]).await.map(|r| json!({"rows": [], "rows_affected": r.rows_affected()}))
+        conn.execute(query, &[])
+            .await
+            .map(|r| json!({"rows": [], "rows_affected": r.rows_affected()}))
     };
     match result {
-        Ok(body) => SqlOutcome::Response(HttpResponse { status: 200, headers: vec![], body: body.to_string().into_bytes() }),
+        Ok(body) => SqlOutcome::Response(HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: body.to_string().into_bytes(),
+        }),
         Err(e) => e.into(),
     }
 }
 
 fn sql_request(host: &str, port: u16, db: &str, token: &str, query: &str) -> HttpRequest {
-    let server = if port == SQL_PORT { host.to_string() } else { format!("{host}:{port}") };
+    let server = if port == SQL_PORT {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
     let mut req = HttpRequest::new("SQL", format!("mssql://{server}/{db}"));
     req.set_header("Authorization", format!("Bearer {token}"));
     req.body = Some(query.as_bytes().to_vec());
     req
 }
 
-fn record_exchange(record: &mut StepRecord, request: HttpRequest, outcome: SqlOutcome, started: Instant) -> usize {
+fn record_exchange(
+    record: &mut StepRecord,
+    request: HttpRequest,
+    outcome: SqlOutcome,
+    started: Instant,
+) -> usize {
     let (response, error) = match outcome {
         SqlOutcome::Response(r) => (Some(r), None),
         SqlOutcome::Transport(e) => (None, Some(e)),
     };
-    record.exchanges.push(Exchange { route: "direct (tds)".into(), request, response, error, duration: started.elapsed() });
+    record.exchanges.push(Exchange {
+        route: "direct (tds)".into(),
+        request,
+        response,
+        error,
+        duration: started.elapsed(),
+    });
     record.exchanges.len() - 1
 }
 
@@ -200,21 +233,35 @@ impl Run<'_> {
                 self.secrets.push((t.to_string(), "deployer-token"));
                 Ok(t.to_string())
             }
-            _ => Err(StepError(format!("deployer sign-in for {resource} at {url} failed with {}", resp.status))),
+            _ => Err(StepError(format!(
+                "deployer sign-in for {resource} at {url} failed with {}",
+                resp.status
+            ))),
         }
     }
 
-    pub(super) async fn provision_sql(&mut self, kind: ProvisionKind, step: &Step, record: &mut StepRecord) -> Result<Option<Value>, StepError> {
+    pub(super) async fn provision_sql(
+        &mut self,
+        kind: ProvisionKind,
+        step: &Step,
+        record: &mut StepRecord,
+    ) -> Result<Option<Value>, StepError> {
         let ep = self.env.endpoints().clone();
         let sub = format!("/subscriptions/{}", ep.subscription_id);
-        let api = self.str_field(step, "api_version")?.unwrap_or_else(|| SQL_API.into());
-        let location = self.str_field(step, "location")?.unwrap_or_else(|| ep.location.clone());
+        let api = self
+            .str_field(step, "api_version")?
+            .unwrap_or_else(|| SQL_API.into());
+        let location = self
+            .str_field(step, "location")?
+            .unwrap_or_else(|| ep.location.clone());
         let rg = self.req_field(step, "resource_group")?;
         let servers = format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Sql/servers");
         let (path, body) = match kind {
             ProvisionKind::SqlServer => {
                 let name = self.req_field(step, "name")?;
-                let login = self.str_field(step, "admin_login")?.unwrap_or_else(|| "micadmin".into());
+                let login = self
+                    .str_field(step, "admin_login")?
+                    .unwrap_or_else(|| "micadmin".into());
                 let password = random_password();
                 self.secrets.push((password.clone(), "password"));
                 let body = json!({"location": location, "properties": {"administratorLogin": login, "administratorLoginPassword": password, "version": "12.0"}});
@@ -223,18 +270,32 @@ impl Run<'_> {
             ProvisionKind::SqlDatabase => {
                 let server = self.req_field(step, "server")?;
                 let name = self.req_field(step, "name")?;
-                (format!("{servers}/{server}/databases/{name}"), json!({"location": location}))
+                (
+                    format!("{servers}/{server}/databases/{name}"),
+                    json!({"location": location}),
+                )
             }
             ProvisionKind::SqlEntraAdmin => {
                 let server = self.req_field(step, "server")?;
                 let d = self.env.deployer().clone();
-                let login = self.str_field(step, "login")?.unwrap_or_else(|| "mic-deployer".into());
+                let login = self
+                    .str_field(step, "login")?
+                    .unwrap_or_else(|| "mic-deployer".into());
                 let sid = self.str_field(step, "sid")?.unwrap_or(d.client_id);
-                let child = if api.as_str() < "2017" { "activeDirectory" } else { "ActiveDirectory" };
+                let child = if api.as_str() < "2017" {
+                    "activeDirectory"
+                } else {
+                    "ActiveDirectory"
+                };
                 let body = json!({"properties": {"administratorType": "ActiveDirectory", "login": login, "sid": sid, "tenantId": ep.tenant_id}});
                 (format!("{servers}/{server}/administrators/{child}"), body)
             }
-            other => return Err(StepError(format!("`{}` is not a SQL provision kind", other.key()))),
+            other => {
+                return Err(StepError(format!(
+                    "`{}` is not a SQL provision kind",
+                    other.key()
+                )));
+            }
         };
         let put = self.arm("PUT", &path, &api, Some(&body), record).await?;
         if !Self::response(record, put)?.is_success() {
@@ -247,13 +308,21 @@ impl Run<'_> {
         let name = body.get("name").cloned().unwrap_or(Value::Null);
         let mut out = json!({"id": body.get("id").cloned().unwrap_or(json!(path)), "name": name});
         if kind == ProvisionKind::SqlServer {
-            out["fqdn"] = body.pointer("/properties/fullyQualifiedDomainName").cloned().unwrap_or(Value::Null);
+            out["fqdn"] = body
+                .pointer("/properties/fullyQualifiedDomainName")
+                .cloned()
+                .unwrap_or(Value::Null);
         }
         Ok(Some(out))
     }
 
     /// `grant = "sql_contained_user"`: the Entra admin runs the tutorial's two statements.
-    pub(super) async fn grant_sql(&mut self, kind: GrantKind, step: &Step, record: &mut StepRecord) -> Result<Option<Value>, StepError> {
+    pub(super) async fn grant_sql(
+        &mut self,
+        kind: GrantKind,
+        step: &Step,
+        record: &mut StepRecord,
+    ) -> Result<Option<Value>, StepError> {
         debug_assert_eq!(kind, GrantKind::SqlContainedUser);
         let server = self.req_field(step, "server")?;
         let database = self.req_field(step, "database")?;
@@ -263,24 +332,39 @@ impl Run<'_> {
         let token = self.deployer_token_for(SQL_RESOURCE).await?;
         let quoted = format!("[{}]", name.replace(']', "]]"));
         let mut statements = vec![format!("CREATE USER {quoted} FROM EXTERNAL PROVIDER")];
-        statements.extend(roles.iter().map(|r| format!("ALTER ROLE {r} ADD MEMBER {quoted}")));
+        statements.extend(
+            roles
+                .iter()
+                .map(|r| format!("ALTER ROLE {r} ADD MEMBER {quoted}")),
+        );
         let started = Instant::now();
-        let mut conn = match tokio::time::timeout(SQL_TIMEOUT, connect(&host, port, &db, &token)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(outcome)) => {
-                let i = record_exchange(record, sql_request(&host, port, &db, &token, &statements[0]), outcome, started);
-                record.primary = Some(i);
-                return Ok(Some(json!({"name": name})));
-            }
-            Err(_) => return Err(StepError(format!("SQL login to {host}:{port} timed out"))),
-        };
+        let mut conn =
+            match tokio::time::timeout(SQL_TIMEOUT, connect(&host, port, &db, &token)).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(outcome)) => {
+                    let i = record_exchange(
+                        record,
+                        sql_request(&host, port, &db, &token, &statements[0]),
+                        outcome,
+                        started,
+                    );
+                    record.primary = Some(i);
+                    return Ok(Some(json!({"name": name})));
+                }
+                Err(_) => return Err(StepError(format!("SQL login to {host}:{port} timed out"))),
+            };
         for stmt in &statements {
             let started = Instant::now();
             let outcome = tokio::time::timeout(SQL_TIMEOUT, batch(&mut conn, stmt))
                 .await
                 .unwrap_or_else(|_| SqlOutcome::Transport("the batch timed out".into()));
             let failed = !matches!(&outcome, SqlOutcome::Response(r) if r.is_success());
-            let i = record_exchange(record, sql_request(&host, port, &db, &token, stmt), outcome, started);
+            let i = record_exchange(
+                record,
+                sql_request(&host, port, &db, &token, stmt),
+                outcome,
+                started,
+            );
             record.primary = Some(i);
             if failed {
                 break;
@@ -291,7 +375,12 @@ impl Run<'_> {
     }
 
     /// `call = "SQL <server>/<database>"`: log in with the token and run `query`.
-    pub(super) async fn sql_call(&mut self, target: &Template, step: &Step, record: &mut StepRecord) -> Result<Option<Value>, StepError> {
+    pub(super) async fn sql_call(
+        &mut self,
+        target: &Template,
+        step: &Step,
+        record: &mut StepRecord,
+    ) -> Result<Option<Value>, StepError> {
         let target = self.bindings.render(target)?;
         let (host, port, db) = parse_target(&target)?;
         let query = self.req_field(step, "query")?;
@@ -303,10 +392,16 @@ impl Run<'_> {
                 .get_root(&id)
                 .and_then(|v| v.get("access_token"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| StepError(format!("`token = \"{id}\"`: that step produced no access token")))?
+                .ok_or_else(|| {
+                    StepError(format!(
+                        "`token = \"{id}\"`: that step produced no access token"
+                    ))
+                })?
                 .to_string()
         } else {
-            return Err(StepError("a SQL call needs `token = \"<fetch_token step>\"` or `as_deployer = true`".into()));
+            return Err(StepError(
+                "a SQL call needs `token = \"<fetch_token step>\"` or `as_deployer = true`".into(),
+            ));
         };
         let request = sql_request(&host, port, &db, &token, &query);
         let started = Instant::now();
@@ -323,7 +418,9 @@ impl Run<'_> {
         .await
         {
             Ok(o) => o,
-            Err(_) => SqlOutcome::Transport(format!("no answer from {host}:{port} within {SQL_TIMEOUT:?}")),
+            Err(_) => SqlOutcome::Transport(format!(
+                "no answer from {host}:{port} within {SQL_TIMEOUT:?}"
+            )),
         };
         let i = record_exchange(record, request, outcome, started);
         record.primary = Some(i);
@@ -338,7 +435,12 @@ mod tests {
 
     #[rstest]
     #[case("127.0.0.1:4321/mydb", "127.0.0.1", 4321, "mydb")]
-    #[case("myserver.database.windows.net/mydb", "myserver.database.windows.net", 1433, "mydb")]
+    #[case(
+        "myserver.database.windows.net/mydb",
+        "myserver.database.windows.net",
+        1433,
+        "mydb"
+    )]
     #[case("mssql://h:1/d", "h", 1, "d")]
     fn targets(#[case] t: &str, #[case] host: &str, #[case] port: u16, #[case] db: &str) {
         let (h, p, d) = parse_target(t).ok().expect("parses");

@@ -605,9 +605,7 @@ fn dispatch(world: &Arc<World>, req: &Req) -> ArmResult {
                 ("microsoft.web/sites", []) => web::site(world, req),
                 ("microsoft.sql/servers", []) => sql::server(world, req),
                 ("microsoft.sql/servers", ["databases", _]) => sql::database(world, req),
-                ("microsoft.sql/servers", ["administrators", _]) => {
-                    sql::administrator(world, req)
-                }
+                ("microsoft.sql/servers", ["administrators", _]) => sql::administrator(world, req),
                 _ => Err(unknown_type(req, ns, ty)),
             }
         }

@@ -239,10 +239,13 @@ pub(crate) fn server(world: &Arc<World>, req: &Req) -> ArmResult {
             drop(st);
             // Servers are created asynchronously: 202 + Azure-AsyncOperation, then GET.
             let headers = super::lro_headers(world, req, "Microsoft.Sql", &location, true);
-            let resp = crate::error::json_response(StatusCode::ACCEPTED, &json!({
-                "operation": "UpsertLogicalServer",
-                "startTime": util::iso(world.now()),
-            }));
+            let resp = crate::error::json_response(
+                StatusCode::ACCEPTED,
+                &json!({
+                    "operation": "UpsertLogicalServer",
+                    "startTime": util::iso(world.now()),
+                }),
+            );
             Ok(super::with_headers(resp, &headers))
         }
         Method::DELETE => {
@@ -267,14 +270,23 @@ fn parent(world: &World, req: &Req) -> Result<(String, String), ArmError> {
     }
     let name = req.segs[7].clone();
     let id = server_id(world, &rg, &name);
-    if !world.lock().resources.contains_key(&id.to_ascii_lowercase()) {
+    if !world
+        .lock()
+        .resources
+        .contains_key(&id.to_ascii_lowercase())
+    {
         return Err(parent_not_found(&name));
     }
     Ok((id, name))
 }
 
 pub(crate) fn database(world: &Arc<World>, req: &Req) -> ArmResult {
-    check_provider_version(req, &world.config.location, "servers/databases", versions::SQL)?;
+    check_provider_version(
+        req,
+        &world.config.location,
+        "servers/databases",
+        versions::SQL,
+    )?;
     let db = req.segs[9].clone();
     let scope = req.path.clone();
     let action = |verb: &str| format!("{DATABASES}/{verb}");
@@ -317,7 +329,9 @@ pub(crate) fn database(world: &Arc<World>, req: &Req) -> ArmResult {
             let mut st = world.lock();
             let existing = st.resources.get(&key).cloned();
             let r = Resource {
-                id: existing.as_ref().map_or_else(|| id.clone(), |e| e.id.clone()),
+                id: existing
+                    .as_ref()
+                    .map_or_else(|| id.clone(), |e| e.id.clone()),
                 resource_group: super::rg_name(req),
                 rtype: DATABASES.to_owned(),
                 name: db.clone(),
@@ -339,10 +353,13 @@ pub(crate) fn database(world: &Arc<World>, req: &Req) -> ArmResult {
             st.resources.insert(key, r);
             drop(st);
             let headers = super::lro_headers(world, req, "Microsoft.Sql", &location, true);
-            let resp = crate::error::json_response(StatusCode::ACCEPTED, &json!({
-                "operation": "CreateLogicalDatabase",
-                "startTime": util::iso(world.now()),
-            }));
+            let resp = crate::error::json_response(
+                StatusCode::ACCEPTED,
+                &json!({
+                    "operation": "CreateLogicalDatabase",
+                    "startTime": util::iso(world.now()),
+                }),
+            );
             Ok(super::with_headers(resp, &headers))
         }
         Method::DELETE => {
@@ -376,7 +393,10 @@ fn render_admin(req: &Req, server_id: &str, props: &Value) -> Value {
     let name = admin_name(req);
     let mut p = props.as_object().cloned().unwrap_or_default();
     let mut m = Map::new();
-    m.insert("id".into(), json!(format!("{server_id}/administrators/{name}")));
+    m.insert(
+        "id".into(),
+        json!(format!("{server_id}/administrators/{name}")),
+    );
     m.insert("name".into(), json!(name));
     if req.is_new_api("2017") {
         m.insert("type".into(), json!(ADMINS));
@@ -436,7 +456,12 @@ pub(crate) fn administrator(world: &Arc<World>, req: &Req) -> ArmResult {
             let Some(props) = body.get("properties").and_then(Value::as_object) else {
                 return Err(invalid_body());
             };
-            let text = |k: &str| props.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+            let text = |k: &str| {
+                props
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            };
             match text("administratorType") {
                 Some(t) if t.eq_ignore_ascii_case("ActiveDirectory") => {}
                 Some(_) => {
@@ -491,7 +516,11 @@ pub(crate) fn administrator(world: &Arc<World>, req: &Req) -> ArmResult {
                 s.tds.state().set_admin(&admin_oid);
             }
             drop(st);
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             ok(status, &render_admin(req, &server_id, &stored))
         }
         _ => {
