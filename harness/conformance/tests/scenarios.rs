@@ -67,10 +67,11 @@ fn main() {
                 }
                 match backend {
                     BackendKind::Fake => {
+                        let area = scenario.area().to_string();
                         let (rt, root, scenario) = (rt.clone(), root.clone(), scenario.clone());
                         trials.push(
                             TestTrial::test(name, move || run_trial(&rt, &root, &scenario, trial))
-                                .with_kind(scenario.area().to_string()),
+                                .with_kind(area),
                         );
                     }
                     BackendKind::Live => {
