@@ -63,7 +63,13 @@ fn removing_the_grant_steps_makes_every_positive_scenario_fail_with_the_services
         let denials: Vec<u16> = s
             .steps
             .iter()
-            .filter_map(|st| st.denied_without_grant.as_ref()?.status.as_ref().map(|x| x.value))
+            .filter_map(|st| {
+                st.denied_without_grant
+                    .as_ref()?
+                    .status
+                    .as_ref()
+                    .map(|x| x.value)
+            })
             .collect();
         s.steps.retain(|st| st.phase() != Phase::Grant);
         let out = rt.block_on(driver::run(&backend, &s, Trial::Normal));
@@ -85,7 +91,8 @@ fn removing_the_grant_steps_makes_every_positive_scenario_fail_with_the_services
         if status.contains("AuthorizationFailed") {
             // ARM names the missing action in its message.
             assert!(
-                out.transcript.contains("does not have authorization to perform action '"),
+                out.transcript
+                    .contains("does not have authorization to perform action '"),
                 "{}: the 403 does not name the missing action:\n{}",
                 s.id.value,
                 out.transcript

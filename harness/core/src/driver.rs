@@ -21,9 +21,10 @@ use crate::model::{
 use crate::redact::Redactor;
 use crate::roles;
 
-mod kvcosmos;
 mod datalake;
 mod graph;
+mod kvcosmos;
+mod sql;
 
 /// Which variant of a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -289,7 +290,10 @@ impl<'a> Run<'a> {
         bindings.bind("tenant_id", json!(ep.tenant_id));
         bindings.bind("location", json!(ep.location));
         bindings.bind("run_id", json!(ep.run_id));
-        bindings.bind("host", json!({"name": scenario.host.name, "os": scenario.host.os.name()}));
+        bindings.bind(
+            "host",
+            json!({"name": scenario.host.name, "os": scenario.host.os.name()}),
+        );
         bindings.bind("graph", json!(graph::base_url(env)));
         let d = env.deployer();
         bindings.bind(
@@ -396,6 +400,9 @@ impl<'a> Run<'a> {
             StepKind::Provision(kind) => self.provision(*kind, step, record).await,
             StepKind::Grant(kind) => self.grant(*kind, step, record).await,
             StepKind::FetchToken(source) => self.fetch_token(*source, step, record).await,
+            StepKind::Call { method, url } if method == crate::schema::SQL_METHOD => {
+                self.sql_call(url, step, record).await
+            }
             StepKind::Call { method, url } => self.call(method, url, step, record).await,
         };
         let output = outcome.map_err(|e| (e.0, Vec::new()))?;
@@ -821,6 +828,9 @@ impl<'a> Run<'a> {
             ProvisionKind::KeyVault
             | ProvisionKind::KeyVaultSecret
             | ProvisionKind::CosmosAccount => self.provision_kvcosmos(kind, step, record).await,
+            ProvisionKind::SqlServer
+            | ProvisionKind::SqlDatabase
+            | ProvisionKind::SqlEntraAdmin => self.provision_sql(kind, step, record).await,
             ProvisionKind::StorageAccount => {
                 let name = self.req_field(step, "name")?;
                 let rg = self.req_field(step, "resource_group")?;
@@ -914,6 +924,7 @@ impl<'a> Run<'a> {
             GrantKind::AdlsAcl => self.adls_acl(step, record).await,
             GrantKind::GraphAppRole => self.graph_app_role(step, record).await,
             GrantKind::GraphGroupMember => self.graph_group_member(step, record).await,
+            GrantKind::SqlContainedUser => self.grant_sql(kind, step, record).await,
         }
     }
 

@@ -277,7 +277,8 @@ pub enum StepKind {
     Grant(GrantKind),
     /// `fetch_token = "imds"` etc.
     FetchToken(TokenSource),
-    /// `call = "GET ${arm}/subscriptions/..."`.
+    /// `call = "GET ${arm}/subscriptions/..."` (HTTP), or `call = "SQL <server>/<database>"`
+    /// (a TDS connection and a query).
     Call { method: String, url: Template },
 }
 
@@ -297,6 +298,7 @@ impl StepKind {
             StepKind::Provision(k) => k.key(),
             StepKind::Grant(k) => k.key(),
             StepKind::FetchToken(k) => k.key(),
+            StepKind::Call { method, .. } if method == crate::schema::SQL_METHOD => "sql",
             StepKind::Call { .. } => "http",
         }
     }
@@ -342,6 +344,9 @@ keyed_enum! {
         KeyVaultSecret => "key_vault_secret",
         CosmosAccount => "cosmos_account",
         DatalakeStore => "datalake_store",
+        SqlServer => "sql_server",
+        SqlDatabase => "sql_database",
+        SqlEntraAdmin => "sql_entra_admin",
     }
 }
 
@@ -353,6 +358,7 @@ keyed_enum! {
         AdlsAcl => "adls_acl",
         GraphAppRole => "graph_app_role",
         GraphGroupMember => "graph_group_member",
+        SqlContainedUser => "sql_contained_user",
     }
 }
 

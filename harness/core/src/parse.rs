@@ -1152,7 +1152,7 @@ impl Parser {
             );
             upper.as_str()
         };
-        if !METHODS.contains(&method) {
+        if !METHODS.contains(&method) && method != schema::SQL_METHOD {
             let looks_like_url =
                 method.contains("://") || method.starts_with("${") || method.starts_with('/');
             let d = if looks_like_url {

@@ -549,12 +549,71 @@ pub const KINDS: &[KindSpec] = &[
         key: "datalake_store",
         doc: "PUT a Data Lake Store Gen1 account (Microsoft.DataLakeStore/accounts, 2016-11-01); the deployer owns its root folder and is its super-user.",
         fields: &[
-            req("name", Str, "Account name (3-24 lower-case letters and digits)."),
+            req(
+                "name",
+                Str,
+                "Account name (3-24 lower-case letters and digits).",
+            ),
             RG,
             LOC,
             API,
         ],
         outputs: &["id", "name", "endpoint", "url", "body.*"],
+    },
+    KindSpec {
+        phase: Phase::Provision,
+        key: "sql_server",
+        doc: "PUT an Azure SQL logical server (Microsoft.Sql/servers) with a SQL admin login and a random password, then GET it.",
+        fields: &[
+            req(
+                "name",
+                Str,
+                "Server name (lower-case letters, digits and hyphens; unique in Azure).",
+            ),
+            RG,
+            LOC,
+            opt(
+                "admin_login",
+                Str,
+                "SQL administrator login (default `micadmin`); the password is random and redacted.",
+            ),
+            API,
+        ],
+        outputs: &["id", "name", "fqdn", "body.*"],
+    },
+    KindSpec {
+        phase: Phase::Provision,
+        key: "sql_database",
+        doc: "PUT a database on a logical server (Microsoft.Sql/servers/databases), then GET it.",
+        fields: &[
+            req("name", Str, "Database name."),
+            req("server", Str, "Server name."),
+            RG,
+            LOC,
+            API,
+        ],
+        outputs: &["id", "name", "body.*"],
+    },
+    KindSpec {
+        phase: Phase::Provision,
+        key: "sql_entra_admin",
+        doc: "PUT the server's Entra (Azure AD) admin (`administrators/ActiveDirectory`; `activeDirectory` before 2017): by default the deployer, identified by its application id.",
+        fields: &[
+            req("server", Str, "Server name."),
+            RG,
+            opt(
+                "login",
+                Str,
+                "Display name recorded as the admin's login (default `mic-deployer`).",
+            ),
+            opt(
+                "sid",
+                Str,
+                "Object id of a user or group, or application id of an application (default: the deployer's client id).",
+            ),
+            API,
+        ],
+        outputs: &["id", "name", "body.*"],
     },
     KindSpec {
         phase: Phase::Grant,
@@ -604,11 +663,27 @@ pub const KINDS: &[KindSpec] = &[
         key: "adls_acl",
         doc: "Add POSIX ACL entries for a principal on a Data Lake Store path (WebHDFS PUT ?op=MODIFYACLENTRIES as the deployer, the account's super-user).",
         fields: &[
-            req("account", Str, "Name of the Data Lake Store account (created by a `provision = \"datalake_store\"` step)."),
-            req("path", Str, "File or folder path, e.g. `/` or `/TestFolder`."),
+            req(
+                "account",
+                Str,
+                "Name of the Data Lake Store account (created by a `provision = \"datalake_store\"` step).",
+            ),
+            req(
+                "path",
+                Str,
+                "File or folder path, e.g. `/` or `/TestFolder`.",
+            ),
             req("principal", Str, "Object (principal) id of the identity."),
-            req("permissions", Str, "Permission bits as `rwx`, `r-x`, `--x`..."),
-            opt("default", Bool, "Also add the entry as a default entry, inherited by new children (the portal's \"An access permission entry and a default permission entry\"; default false)."),
+            req(
+                "permissions",
+                Str,
+                "Permission bits as `rwx`, `r-x`, `--x`...",
+            ),
+            opt(
+                "default",
+                Bool,
+                "Also add the entry as a default entry, inherited by new children (the portal's \"An access permission entry and a default permission entry\"; default false).",
+            ),
         ],
         outputs: &["aclspec", "body.*"],
     },
@@ -617,9 +692,17 @@ pub const KINDS: &[KindSpec] = &[
         key: "graph_app_role",
         doc: "Grant an application permission (app role) as the deployer through Azure AD Graph: look the resource application's service principal up by appId, then POST servicePrincipals/{principal}/appRoleAssignments.",
         fields: &[
-            req("principal", Str, "Object id of the identity's service principal."),
+            req(
+                "principal",
+                Str,
+                "Object id of the identity's service principal.",
+            ),
             req("role", Str, "App role value, e.g. `Directory.Read.All`."),
-            opt("app_id", Str, "Application id of the resource application (default Azure AD Graph, `00000002-0000-0000-c000-000000000000`)."),
+            opt(
+                "app_id",
+                Str,
+                "Application id of the resource application (default Azure AD Graph, `00000002-0000-0000-c000-000000000000`).",
+            ),
         ],
         outputs: &["id", "app_role_id", "resource_id", "body.*"],
     },
@@ -629,9 +712,37 @@ pub const KINDS: &[KindSpec] = &[
         doc: "Add a directory object to a group as the deployer through Azure AD Graph (POST groups/{group}/$links/members).",
         fields: &[
             req("group", Str, "Object id of the group."),
-            req("member", Str, "Object id of the member (e.g. the identity's service principal)."),
+            req(
+                "member",
+                Str,
+                "Object id of the member (e.g. the identity's service principal).",
+            ),
         ],
         outputs: &["group", "member"],
+    },
+    KindSpec {
+        phase: Phase::Grant,
+        key: "sql_contained_user",
+        doc: "Connect to the database as the server's Entra admin (the deployer, with its own token for `https://database.windows.net/`) and run `CREATE USER [name] FROM EXTERNAL PROVIDER`, then `ALTER ROLE <role> ADD MEMBER [name]` for each role.",
+        fields: &[
+            req(
+                "server",
+                Str,
+                "The server's address: `properties.fullyQualifiedDomainName` of the `sql_server` step.",
+            ),
+            req("database", Str, "Database name."),
+            req(
+                "name",
+                Str,
+                "Display name of the principal (the tutorial's `VMName`).",
+            ),
+            opt(
+                "roles",
+                StrList,
+                "Database roles to add the user to, e.g. `[\"db_datareader\"]`.",
+            ),
+        ],
+        outputs: &["name", "status", "body.*"],
     },
     KindSpec {
         phase: Phase::FetchToken,
@@ -693,13 +804,52 @@ pub const KINDS: &[KindSpec] = &[
         doc: "An HTTP request: `call = \"METHOD URL\"`.",
         fields: &[
             opt("headers", StrTable, "Request headers."),
-            opt("body", Json, "Request body: a string is sent as is, a table as JSON."),
-            opt("token", Str, "Id of a fetch_token step: sends `Authorization: Bearer <its token>`."),
-            opt("as_deployer", Bool, "Send the deployer's ARM token (as the operator in the REST how-tos)."),
-            opt("as_deployer_for", Str, "Send a deployer token for this resource, e.g. `https://graph.windows.net/` (as `az account get-access-token --resource` gives the operator)."),
-            opt("sign", StrTable, "Sign the request instead of a bearer token: `scheme` plus that scheme's inputs (see `sign.rs`)."),
+            opt(
+                "body",
+                Json,
+                "Request body: a string is sent as is, a table as JSON.",
+            ),
+            opt(
+                "token",
+                Str,
+                "Id of a fetch_token step: sends `Authorization: Bearer <its token>`.",
+            ),
+            opt(
+                "as_deployer",
+                Bool,
+                "Send the deployer's ARM token (as the operator in the REST how-tos).",
+            ),
+            opt(
+                "as_deployer_for",
+                Str,
+                "Send a deployer token for this resource, e.g. `https://graph.windows.net/` (as `az account get-access-token --resource` gives the operator).",
+            ),
+            opt(
+                "sign",
+                StrTable,
+                "Sign the request instead of a bearer token: `scheme` plus that scheme's inputs (see `sign.rs`).",
+            ),
         ],
         outputs: &["status", "headers.*", "body.*", "text"],
+    },
+    KindSpec {
+        phase: Phase::Call,
+        key: "sql",
+        doc: "A T-SQL batch over TDS (tiberius, token authentication): `call = \"SQL <server address>/<database>\"`. The response is JSON: `{\"rows\": [...], \"rows_affected\": [...]}`, or `{\"error\": {\"code\": \"18456\", \"number\", \"state\", \"class\", \"message\", \"server\"}}` with status 401 (login failed), 403 (permission denied) or 400 (other errors).",
+        fields: &[
+            req("query", Str, "The T-SQL batch to run."),
+            opt(
+                "token",
+                Str,
+                "Id of a fetch_token step: logs in with its access token.",
+            ),
+            opt(
+                "as_deployer",
+                Bool,
+                "Log in with the deployer's token for `https://database.windows.net/` (the server's Entra admin).",
+            ),
+        ],
+        outputs: &["status", "body.*", "text"],
     },
 ];
 
@@ -725,7 +875,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "The deployer principal: `deployer.object_id`, `deployer.client_id`, `deployer.access_token`.",
     ),
     ("host", "The host: `host.name`, `host.os`."),
-    ("graph", "Base URL of Azure AD Graph (`https://graph.windows.net` live)."),
+    (
+        "graph",
+        "Base URL of Azure AD Graph (`https://graph.windows.net` live).",
+    ),
 ];
 
 /// Output paths of the `deployer` and `host` builtins.
@@ -761,6 +914,9 @@ pub fn step_kind_from_key(phase: Phase, key: &str) -> Option<StepKind> {
         Phase::Call => None,
     }
 }
+
+/// The method of a SQL call step: `call = "SQL <server>/<database>"`.
+pub const SQL_METHOD: &str = "SQL";
 
 /// HTTP methods a call step may use.
 pub const METHODS: &[&str] = &["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD"];

@@ -43,7 +43,9 @@ fn field_table(fields: &[FieldSpec]) -> String {
 }
 
 fn heading(k: &KindSpec) -> String {
-    if k.phase == Phase::Call {
+    if k.phase == Phase::Call && k.key == "sql" {
+        "### `call = \"SQL SERVER/DATABASE\"`".to_string()
+    } else if k.phase == Phase::Call {
         "### `call = \"METHOD URL\"`".to_string()
     } else {
         format!("### `{} = \"{}\"`", k.phase.key(), k.key)
@@ -54,7 +56,7 @@ fn kinds() -> String {
     let mut out = String::new();
     for k in KINDS {
         let _ = writeln!(out, "{}\n\n{}\n", heading(k), k.doc);
-        if k.phase == Phase::Call {
+        if k.phase == Phase::Call && k.key == "http" {
             let _ = writeln!(
                 out,
                 "Methods: {}.\n",

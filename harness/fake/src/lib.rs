@@ -23,6 +23,7 @@ mod keys;
 pub mod keyvault;
 pub mod rbac;
 mod server;
+pub mod sql;
 pub mod token;
 mod util;
 mod world;
@@ -253,6 +254,10 @@ impl FakeCloud {
             v
         };
         v.extend(blob::service_urls(&self.world));
+        let mut sql = self.world.lock().sql_endpoints.clone();
+        sql.sort();
+        sql.dedup();
+        v.extend(sql);
         v
     }
 
@@ -271,6 +276,17 @@ impl FakeCloud {
     /// Returns the assignment id, `None` for an unknown role.
     pub fn grant_graph_app_role(&self, principal_object_id: &str, role: &str) -> Option<String> {
         self.world.grant_graph_app_role(principal_object_id, role)
+    }
+
+    /// The state of the Azure SQL logical server `name` (databases, contained users, rows,
+    /// login attempts), for tests.
+    pub fn sql_server(&self, name: &str) -> Option<mic_tds::TdsState> {
+        self.world
+            .lock()
+            .sql_servers
+            .values()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .map(|s| s.tds.state().clone())
     }
 
     pub fn describe(&self) -> String {
@@ -339,6 +355,9 @@ impl FakeCloud {
                     .into_values()
                     .map(|d| d.server),
             );
+            for (_, s) in st.sql_servers.drain() {
+                s.tds.shutdown();
+            }
             v
         };
         for s in &servers {

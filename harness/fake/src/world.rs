@@ -140,6 +140,11 @@ pub(crate) struct State {
     pub datalake: crate::datalake::AdlsState,
     /// Azure AD Graph: groups, memberships, app role assignments.
     pub graph: crate::graph::GraphState,
+    /// Azure SQL logical servers (TDS endpoints), keyed by lower-case server resource id.
+    pub sql_servers: HashMap<String, crate::sql::SqlServer>,
+    /// `(sql:<name>, address)` of every logical server started, kept after deletion so
+    /// transcripts rendered after teardown still name the endpoints.
+    pub sql_endpoints: Vec<(String, String)>,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {

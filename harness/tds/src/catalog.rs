@@ -290,6 +290,47 @@ impl TdsState {
         self.lock().events.clone()
     }
 
+    /// Makes `object_id` the server's Entra admin (empty: no admin), as
+    /// `PUT .../administrators/ActiveDirectory` does. Takes effect for the
+    /// next login.
+    pub fn set_admin(&self, object_id: &str) {
+        object_id.clone_into(&mut self.lock().config.admin_object_id);
+    }
+
+    /// Object id of the server's Entra admin (empty when none is set).
+    pub fn admin_object_id(&self) -> String {
+        self.lock().config.admin_object_id.clone()
+    }
+
+    /// Adds an empty user database; `false` if it already exists.
+    pub fn create_database(&self, name: &str) -> bool {
+        let mut shared = self.lock();
+        if shared.database(name).is_some() {
+            return false;
+        }
+        shared.databases.push(Database::new(name));
+        shared.config.databases.push(name.to_owned());
+        true
+    }
+
+    /// Drops a user database and everything in it; `false` if it did not
+    /// exist (`master` cannot be dropped).
+    pub fn drop_database(&self, name: &str) -> bool {
+        if name.eq_ignore_ascii_case(MASTER) {
+            return false;
+        }
+        let mut shared = self.lock();
+        let before = shared.databases.len();
+        shared
+            .databases
+            .retain(|d| !d.name.eq_ignore_ascii_case(name));
+        shared
+            .config
+            .databases
+            .retain(|d| !d.eq_ignore_ascii_case(name));
+        shared.databases.len() != before
+    }
+
     /// Seeds a contained user for `principal` named `name` (as if the admin
     /// had run `CREATE USER [name] FROM EXTERNAL PROVIDER`), with `roles`.
     pub fn add_user(

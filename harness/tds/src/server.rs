@@ -70,6 +70,15 @@ impl TdsServer {
         options: ServerOptions,
     ) -> io::Result<TdsServer> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::from_listener(listener, config, auth, options)
+    }
+
+    fn from_listener(
+        listener: TcpListener,
+        config: TdsConfig,
+        auth: Arc<dyn TokenAuthority>,
+        options: ServerOptions,
+    ) -> io::Result<TdsServer> {
         let addr = listener.local_addr()?;
         let server_name = config.server_name.clone();
         let state = TdsState::new(config);
@@ -88,6 +97,16 @@ impl TdsServer {
             accept,
             ctx,
         })
+    }
+
+    /// Like [`TdsServer::start`], but binds synchronously, for callers that
+    /// are not async (an ARM handler creating a logical server). Must be
+    /// called inside a tokio runtime.
+    pub fn spawn(config: TdsConfig, auth: Arc<dyn TokenAuthority>) -> io::Result<TdsServer> {
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        std_listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
+        Self::from_listener(listener, config, auth, ServerOptions::default())
     }
 
     /// The listening address.

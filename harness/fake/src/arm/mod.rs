@@ -10,6 +10,7 @@ pub(crate) mod authorization;
 pub(crate) mod compute;
 pub(crate) mod msi;
 pub(crate) mod resources;
+pub(crate) mod sql;
 pub(crate) mod storage;
 pub(crate) mod web;
 
@@ -333,6 +334,26 @@ pub(crate) mod versions {
         "2022-05-01-preview",
     ];
     pub const SUBSCRIPTIONS: &[&str] = RESOURCE_GROUPS;
+    pub const SQL: &[&str] = &[
+        "2014-04-01",
+        "2015-05-01-preview",
+        "2017-03-01-preview",
+        "2017-10-01-preview",
+        "2018-06-01-preview",
+        "2019-06-01-preview",
+        "2020-02-02-preview",
+        "2020-08-01-preview",
+        "2020-11-01-preview",
+        "2021-02-01-preview",
+        "2021-05-01-preview",
+        "2021-08-01-preview",
+        "2021-11-01",
+        "2022-05-01-preview",
+        "2022-08-01-preview",
+        "2022-11-01-preview",
+        "2023-05-01-preview",
+        "2023-08-01",
+    ];
 }
 
 /// `NoRegisteredProviderFound` for a provider resource type.
@@ -598,6 +619,9 @@ fn dispatch(world: &Arc<World>, req: &Req) -> ArmResult {
                     crate::cosmos::keys(world, req, op)
                 }
                 ("microsoft.datalakestore/accounts", []) => crate::datalake::account(world, req),
+                ("microsoft.sql/servers", []) => sql::server(world, req),
+                ("microsoft.sql/servers", ["databases", _]) => sql::database(world, req),
+                ("microsoft.sql/servers", ["administrators", _]) => sql::administrator(world, req),
                 _ => Err(unknown_type(req, ns, ty)),
             }
         }
@@ -623,6 +647,7 @@ fn unknown_type(req: &Req, ns: &str, ty: &str) -> ArmError {
         "microsoft.keyvault",
         "microsoft.documentdb",
         "microsoft.datalakestore",
+        "microsoft.sql",
     ];
     let ns_orig = req
         .segs
@@ -672,6 +697,7 @@ fn list_by_type(world: &Arc<World>, req: &Req, ns: &str, ty: &str, rg: Option<&s
             ("Microsoft.Storage/storageAccounts", versions::STORAGE)
         }
         "microsoft.web/sites" => ("Microsoft.Web/sites", versions::WEB),
+        "microsoft.sql/servers" => (sql::SERVERS, versions::SQL),
         _ => return Err(unknown_type(req, ns, ty)),
     };
     if req.method != Method::GET {
@@ -709,6 +735,7 @@ pub(crate) fn render(world: &World, st: &crate::world::State, req: &Req, r: &Res
         "microsoft.managedidentity/userassignedidentities" => msi::render(world, req, r),
         "microsoft.storage/storageaccounts" => storage::render(world, r),
         "microsoft.web/sites" => web::render(world, st, req, r),
+        "microsoft.sql/servers" => sql::render(world, st, r),
         "microsoft.compute/virtualmachines/extensions" => compute::render_extension(world, r),
         _ => compute::render(world, st, req, r),
     }

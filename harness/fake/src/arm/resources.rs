@@ -269,6 +269,7 @@ pub(crate) fn purge(st: &mut State, id: &str) {
     }
     st.role_assignments
         .retain(|_, ra| !rbac::scope_covers(id, &ra.scope));
+    crate::sql::stop_under(st, id);
 }
 
 /// `Location` polling of a resource-group deletion: 202 while running, then 200.
