@@ -45,11 +45,12 @@ fn granting(s: &Scenario) -> bool {
     s.has_grants()
         && s.steps.iter().any(|st| {
             st.denied_without_grant.is_some()
-                && st
-                    .expect
-                    .as_ref()
-                    .and_then(|e| e.status.as_ref())
-                    .is_none_or(|x| (200..300).contains(&x.value))
+                && st.expect.as_ref().is_none_or(|e| {
+                    e.code.is_none()
+                        && e.status
+                            .as_ref()
+                            .is_none_or(|x| (200..300).contains(&x.value))
+                })
         })
 }
 
@@ -60,15 +61,16 @@ fn removing_the_grant_steps_makes_every_positive_scenario_fail_with_the_services
     let mut checked = 0;
     let mut arm_checked = 0;
     for mut s in scenarios().into_iter().filter(granting) {
-        let denials: Vec<u16> = s
+        // (status, error code) of each expected denial; either may be unspecified.
+        let denials: Vec<(Option<u16>, Option<String>)> = s
             .steps
             .iter()
-            .filter_map(|st| {
-                st.denied_without_grant
-                    .as_ref()?
-                    .status
-                    .as_ref()
-                    .map(|x| x.value)
+            .filter_map(|st| st.denied_without_grant.as_ref())
+            .map(|d| {
+                (
+                    d.status.as_ref().map(|x| x.value),
+                    d.code.as_ref().map(|c| c.value.raw.clone()),
+                )
             })
             .collect();
         s.steps.retain(|st| st.phase() != Phase::Grant);
@@ -76,14 +78,23 @@ fn removing_the_grant_steps_makes_every_positive_scenario_fail_with_the_services
         let Verdict::Failed(f) = &out.verdict else {
             panic!("{} passed without its grant", s.id.value)
         };
-        let status = f
-            .mismatches
+        // What the failing step got back.
+        let failed = out
+            .steps
             .iter()
-            .find(|m| m.what == "status")
-            .map(|m| m.actual.clone())
-            .unwrap_or_default();
+            .find(|r| r.index == f.step_index)
+            .expect("failed step recorded");
+        let resp = failed
+            .primary
+            .and_then(|i| failed.exchanges[i].response.clone())
+            .expect("the failing step got a response");
+        let (got_status, got_code) = (resp.status, mic_core::expect::error_code(&resp));
+        let status = format!("{got_status} {}", got_code.clone().unwrap_or_default());
         assert!(
-            denials.iter().any(|d| status.starts_with(&d.to_string())),
+            denials.iter().any(|(st, code)| {
+                st.is_none_or(|x| x == got_status)
+                    && code.as_ref().is_none_or(|c| got_code.as_ref() == Some(c))
+            }),
             "{}: expected one of {denials:?}, got {status} ({})",
             s.id.value,
             f.message
