@@ -37,7 +37,7 @@ async fn a_killed_live_run_is_swept_and_leaves_no_resource_group() {
         // A VM create far longer than the test: the run is surely killed while it waits.
         lro_delays: vec![(
             "Microsoft.Compute/virtualMachines".into(),
-            Duration::from_secs(600),
+            Duration::from_mins(10),
         )],
         ..FakeConfig::default()
     })
@@ -85,7 +85,7 @@ async fn a_killed_live_run_is_swept_and_leaves_no_resource_group() {
             run.try_wait().unwrap().is_none(),
             "the run ended before it could be killed"
         );
-        assert!(started.elapsed() < Duration::from_secs(60), "no VM create");
+        assert!(started.elapsed() < Duration::from_mins(1), "no VM create");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     run.kill().unwrap(); // SIGKILL: no signal handler, no teardown

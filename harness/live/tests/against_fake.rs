@@ -479,7 +479,7 @@ async fn the_fake_run_command_speaks_mic_lives_framing() {
                         .any(|(n, v)| n == "Content-Type" && v == "application/json")
                 );
             }
-            other => panic!("{other:?}"),
+            other @ runcommand::InHostOutcome::NoAnswer { .. } => panic!("{other:?}"),
         }
         let refused = mic_fake::runcommand::frame_no_answer(nonce, 7, "curl: (7) refused");
         let out = mic_fake::runcommand::azure_output(windows, &refused, "", true);

@@ -70,7 +70,7 @@ pub(crate) fn take(world: &World) -> Option<Response> {
     q.seen += 1;
     let status = q.next.pop_front().or_else(|| {
         let f = periodic.as_ref()?;
-        if f.every == 0 || f.statuses.is_empty() || q.seen % u64::from(f.every) != 0 {
+        if f.every == 0 || f.statuses.is_empty() || !q.seen.is_multiple_of(u64::from(f.every)) {
             return None;
         }
         let i = usize::try_from(q.seen / u64::from(f.every)).unwrap_or(0) % f.statuses.len();

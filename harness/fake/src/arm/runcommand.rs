@@ -16,6 +16,7 @@
 //! mic-live); `harness/live/tests/against_fake.rs` round-trips them through mic-live's own
 //! functions so the two cannot drift.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -94,7 +95,7 @@ pub fn frame_response(
         .unwrap_or("");
     let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
     for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
+        let _ = write!(head, "{n}: {v}\r\n");
     }
     head.push_str("\r\n");
     format!(
@@ -382,7 +383,7 @@ fn client() -> Option<&'static reqwest::Client> {
             let _ = rustls::crypto::ring::default_provider().install_default();
             reqwest::Client::builder()
                 .no_proxy()
-                .timeout(Duration::from_secs(60))
+                .timeout(Duration::from_mins(1))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .ok()
