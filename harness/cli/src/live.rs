@@ -119,3 +119,27 @@ pub async fn sweep(dry_run: bool, wait: bool, all_runs: bool) -> Result<ExitCode
         ExitCode::from(1)
     })
 }
+
+/// The environment that points `mic run --backend live` and `mic sweep` at a fake cloud
+/// (`mic serve --print-env`); the fake deployer's secret only when `with_secret`.
+pub fn fake_env(cloud: &mic_fake::FakeCloud, with_secret: bool) -> Vec<(&'static str, String)> {
+    let d = cloud.deployer();
+    let mut env = vec![
+        ("AZURE_TENANT_ID", cloud.tenant_id()),
+        ("AZURE_SUBSCRIPTION_ID", cloud.subscription_id()),
+        ("AZURE_LOCATION", cloud.location()),
+        ("AZURE_CLIENT_ID", d.client_id),
+        ("MIC_LIVE_AUTH", "client-secret".to_string()),
+        ("MIC_LIVE_ARM_ENDPOINT", cloud.arm_url()),
+        (
+            "MIC_LIVE_ARM_AUDIENCE",
+            "https://management.azure.com/".to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST", cloud.login_url()),
+        ("MIC_LIVE_IN_HOST", "run-command".to_string()),
+    ];
+    if with_secret {
+        env.push(("AZURE_CLIENT_SECRET", d.client_secret));
+    }
+    env
+}

@@ -67,11 +67,7 @@ enum Command {
     /// List the scenarios and their trials.
     List,
     /// Start a fake cloud and print its endpoints until Ctrl-C.
-    Serve {
-        /// Simulated delay before a new role assignment takes effect, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        propagation_delay_ms: u64,
-    },
+    Serve(ServeArgs),
     /// Delete what interrupted live runs left behind (tagged past `DeleteAfter`, or in a stale ledger).
     Sweep {
         /// List what would be deleted, delete nothing.
@@ -129,6 +125,33 @@ struct RunArgs {
     /// Run only shard I of N (`--shard 2/4`), split stably by scenario id.
     #[arg(long)]
     shard: Option<mic_live::shard::Shard>,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Simulated delay before a new role assignment takes effect, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    propagation_delay_ms: u64,
+    /// Latency added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// How long long-running operations stay in progress, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    lro_delay_ms: u64,
+    /// How long a VM or scale-set create takes, in milliseconds (default: --lro-delay-ms).
+    #[arg(long)]
+    vm_create_ms: Option<u64>,
+    /// How long a Run Command takes at least, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    run_command_ms: u64,
+    /// Print the environment for `mic run --backend live` against this fake cloud as
+    /// `NAME=value` lines (then `# ready`) instead of the description. The client secret is
+    /// left out unless --print-credentials is given.
+    #[arg(long)]
+    print_env: bool,
+    /// With --print-env: also print AZURE_CLIENT_SECRET (fake-only credentials, for tests).
+    #[arg(long)]
+    print_credentials: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -202,9 +225,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(&dir, args).await,
-        Command::Serve {
-            propagation_delay_ms,
-        } => serve(propagation_delay_ms).await,
+        Command::Serve(args) => serve(&args).await,
         Command::Sweep {
             dry_run,
             wait,
@@ -398,15 +419,37 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
     })
 }
 
-async fn serve(propagation_delay_ms: u64) -> Result<ExitCode> {
+async fn serve(args: &ServeArgs) -> Result<ExitCode> {
+    let ms = Duration::from_millis;
     let cloud = FakeCloud::start(FakeConfig {
-        propagation_delay: Duration::from_millis(propagation_delay_ms),
+        propagation_delay: ms(args.propagation_delay_ms),
+        latency: ms(args.latency_ms),
+        lro_delay: ms(args.lro_delay_ms),
+        lro_delays: args
+            .vm_create_ms
+            .map(|v| {
+                [
+                    "Microsoft.Compute/virtualMachines",
+                    "Microsoft.Compute/virtualMachineScaleSets",
+                ]
+                .map(|t| (t.to_string(), ms(v)))
+                .to_vec()
+            })
+            .unwrap_or_default(),
+        run_command_delay: ms(args.run_command_ms),
         ..FakeConfig::default()
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    outln!("{}", cloud.describe());
-    outln!("Press Ctrl-C to stop.");
+    if args.print_env {
+        for (k, v) in live::fake_env(&cloud, args.print_credentials) {
+            outln!("{k}={v}");
+        }
+        outln!("# ready");
+    } else {
+        outln!("{}", cloud.describe());
+        outln!("Press Ctrl-C to stop.");
+    }
     tokio::signal::ctrl_c().await?;
     cloud.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -63,6 +63,9 @@ const SECRET_KEYS: &[&str] = &[
     "refresh_token_value",
 ];
 
+/// Tags the harness puts on resource groups it creates (see `Environment::resource_group_tags`).
+const HARNESS_TAGS: &[&str] = &["mic-run", "mic-scenario", "mic-env", "DeleteAfter"];
+
 /// JSON keys whose values are epoch seconds (kept as the same JSON type).
 const EPOCH_KEYS: &[&str] = &[
     "expires_on",
@@ -186,6 +189,10 @@ impl Redactor {
             if OPAQUE_KEYS.contains(&k) && v.is_string() {
                 return Value::String("[opaque]".into());
             }
+            if k == "vmSize" {
+                // Sizes are a backend setting (live picks the cheapest that works).
+                return Value::String("[vm-size]".into());
+            }
             if EPOCH_KEYS.contains(&k) {
                 let label = if k.ends_with("expires_in") {
                     "[seconds]"
@@ -211,7 +218,26 @@ impl Redactor {
                 keys.sort();
                 let mut out = Map::new();
                 for k in keys {
-                    let val = &map[k];
+                    let mut val = &map[k];
+                    let stripped;
+                    if k == "tags" {
+                        if let Value::Object(tags) = val {
+                            // The harness's own bookkeeping tags (live: run id, DeleteAfter)
+                            // are not part of any tutorial's answer.
+                            let kept: Map<String, Value> = tags
+                                .iter()
+                                .filter(|(t, _)| {
+                                    !HARNESS_TAGS.iter().any(|h| h.eq_ignore_ascii_case(t))
+                                })
+                                .map(|(t, v)| (t.clone(), v.clone()))
+                                .collect();
+                            if kept.is_empty() {
+                                continue;
+                            }
+                            stripped = Value::Object(kept);
+                            val = &stripped;
+                        }
+                    }
                     let redacted = if is_key_entry && k == "value" {
                         Value::String("[secret]".into())
                     } else {
@@ -372,6 +398,18 @@ mod tests {
         assert_eq!(out["FileStatus"]["accessTime"], 0);
         assert_eq!(out["FileStatus"]["modificationTime"], 0);
         assert_eq!(out["FileStatus"]["length"], 11);
+    }
+
+    #[test]
+    fn harness_tags_and_vm_sizes_are_not_part_of_the_answer() {
+        let mut r = Redactor::new(&endpoints());
+        let out = r.json(&json!({"tags": {"mic-run": "r1", "DeleteAfter": "2026-11-24T00:00:00Z"}, "name": "rg"}));
+        assert_eq!(out, json!({"name": "rg"}));
+        let out = r.json(&json!({"tags": {"mic-run": "r1", "owner": "docs"}, "hardwareProfile": {"vmSize": "Standard_B2s"}}));
+        assert_eq!(
+            out,
+            json!({"hardwareProfile": {"vmSize": "[vm-size]"}, "tags": {"owner": "docs"}})
+        );
     }
 
     #[test]

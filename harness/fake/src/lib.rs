@@ -31,6 +31,8 @@ mod world;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use arm::faults::ArmFaults;
+pub use arm::runcommand;
 pub use directory::{Directory, PrincipalKind, ServicePrincipal};
 pub use error::{FakeError, TokenError};
 pub use imds::{IMDS_API_VERSIONS, TIMEOUT_HOLD};
@@ -49,6 +51,14 @@ pub struct FakeConfig {
     pub lro_delay: Duration,
     /// Latency added to every request on every server.
     pub latency: Duration,
+    /// Per resource type (e.g. `Microsoft.Compute/virtualMachines`, case-insensitive): how
+    /// long its operations take instead of `lro_delay` (a VM create is slower).
+    pub lro_delays: Vec<(String, Duration)>,
+    /// How long a Run Command takes at least (world clock).
+    pub run_command_delay: Duration,
+    /// Periodic ARM faults (429 with `Retry-After`, 500, 503); see also
+    /// [`FakeCloud::inject_arm_faults`].
+    pub arm_faults: Option<ArmFaults>,
 }
 
 impl Default for FakeConfig {
@@ -58,6 +68,9 @@ impl Default for FakeConfig {
             propagation_delay: Duration::ZERO,
             lro_delay: Duration::ZERO,
             latency: Duration::ZERO,
+            lro_delays: Vec::new(),
+            run_command_delay: Duration::ZERO,
+            arm_faults: None,
         }
     }
 }
@@ -222,6 +235,31 @@ impl FakeCloud {
                 failed: 0,
             },
         );
+    }
+
+    /// Make the next ARM requests fail, one status each (429 carries `Retry-After`).
+    pub fn inject_arm_faults(&self, statuses: &[u16]) {
+        self.world
+            .lock()
+            .arm_faults
+            .next
+            .extend(statuses.iter().copied());
+    }
+
+    /// `(ARM requests seen, injected faults served)`.
+    pub fn arm_fault_counts(&self) -> (u64, u64) {
+        let st = self.world.lock();
+        (st.arm_faults.seen, st.arm_faults.served)
+    }
+
+    /// Resource groups with their tags (`None`: untagged).
+    pub fn resource_groups(&self) -> Vec<(String, Option<serde_json::Value>)> {
+        self.world
+            .lock()
+            .resource_groups
+            .values()
+            .map(|g| (g.name.clone(), g.tags.clone()))
+            .collect()
     }
 
     /// Move the world's clock forward (token lifetimes, propagation, operations).

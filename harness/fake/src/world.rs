@@ -145,6 +145,10 @@ pub(crate) struct State {
     /// `(sql:<name>, address)` of every logical server started, kept after deletion so
     /// transcripts rendered after teardown still name the endpoints.
     pub sql_endpoints: Vec<(String, String)>,
+    /// Run Command operations by id (`arm/runcommand.rs`).
+    pub run_commands: HashMap<String, crate::arm::runcommand::RunOp>,
+    /// Injected ARM faults (`arm/faults.rs`).
+    pub arm_faults: crate::arm::faults::FaultQueue,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {
@@ -303,16 +307,31 @@ impl World {
 
     /// Start a new long-running operation; returns its id.
     pub fn start_operation(&self) -> String {
+        self.start_operation_after(self.config.lro_delay)
+    }
+
+    /// Start a long-running operation that takes `delay`; returns its id.
+    pub fn start_operation_after(&self, delay: Duration) -> String {
         let id = crate::util::guid();
         let now = self.now();
         self.lock().operations.insert(
             id.clone(),
             Operation {
                 started: now,
-                done_at: now + self.config.lro_delay,
+                done_at: now + delay,
             },
         );
         id
+    }
+
+    /// How long operations on `resource_type` (e.g. `Microsoft.Compute/virtualMachines`)
+    /// take: `FakeConfig::lro_delays`, else `lro_delay`.
+    pub fn lro_delay_for(&self, resource_type: &str) -> Duration {
+        self.config
+            .lro_delays
+            .iter()
+            .find(|(t, _)| t.eq_ignore_ascii_case(resource_type))
+            .map_or(self.config.lro_delay, |(_, d)| *d)
     }
 
     /// Stop and forget every host server of `host_id` (IMDS, extension, App Service).

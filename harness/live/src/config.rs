@@ -146,6 +146,7 @@ vars! {
     LOCATION = "AZURE_LOCATION", true, false, "Azure region name, e.g. eastus";
     CLOUD = "MIC_LIVE_CLOUD", false, false, "AzureCloud (default), AzureUSGovernment or AzureChinaCloud";
     ARM_ENDPOINT = "MIC_LIVE_ARM_ENDPOINT", false, false, "override of the cloud's ARM URL";
+    ARM_AUDIENCE = "MIC_LIVE_ARM_AUDIENCE", false, false, "override of the ARM token audience (default: the cloud's, or MIC_LIVE_ARM_ENDPOINT with a trailing slash)";
     LOGIN_ENDPOINT = "AZURE_AUTHORITY_HOST", false, false, "override of the cloud's login URL";
     STORAGE_SUFFIX = "MIC_LIVE_STORAGE_SUFFIX", false, false, "override of the storage endpoint suffix";
     KEYVAULT_SUFFIX = "MIC_LIVE_KEYVAULT_SUFFIX", false, false, "override of the Key Vault suffix";
@@ -377,6 +378,9 @@ impl LiveConfig {
             cloud.arm_audience = format!("{arm}/");
             cloud.name = "custom".into();
             cloud.arm = arm;
+        }
+        if let Some(aud) = r.opt(ARM_AUDIENCE).filter(|a| !a.trim().is_empty()) {
+            cloud.arm_audience = aud.trim().to_string();
         }
         cloud.login = r.url(LOGIN_ENDPOINT, cloud.login.clone());
         cloud.graph = r.url(GRAPH_ENDPOINT, cloud.graph.clone());

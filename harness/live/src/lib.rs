@@ -48,7 +48,8 @@
 //! # Offline testing against the fake cloud
 //!
 //! Point `MIC_LIVE_ARM_ENDPOINT` and `AZURE_AUTHORITY_HOST` at the fake cloud (http is
-//! accepted for loopback), give the fake deployer's `AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`,
+//! accepted for loopback), set `MIC_LIVE_ARM_AUDIENCE=https://management.azure.com/` (the
+//! fake issues and accepts ARM's real audience, not its loopback URL), give the fake deployer's `AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`,
 //! and set `MIC_LIVE_IN_HOST=run-command`: in-host steps then go through the fake ARM's Run
 //! Command (see [`runcommand`] for the request marker the fake reads and the frame it
 //! prints).

@@ -392,11 +392,12 @@ pub(crate) fn host(world: &Arc<World>, req: &Req, ty: HostType) -> ArmResult {
                 }
             }
             let created = existing.is_none();
-            let busy = if world.config.lro_delay.is_zero() {
+            let delay = world.lro_delay_for(ty.full());
+            let busy = if delay.is_zero() {
                 None
             } else {
                 Some((
-                    world.now() + world.config.lro_delay,
+                    world.now() + delay,
                     if created { "Creating" } else { "Updating" },
                 ))
             };

@@ -8,10 +8,14 @@
 
 pub(crate) mod authorization;
 pub(crate) mod compute;
+pub mod faults;
 pub(crate) mod msi;
+pub(crate) mod network;
 pub(crate) mod resources;
+pub mod runcommand;
 pub(crate) mod sql;
 pub(crate) mod storage;
+pub(crate) mod tagfilter;
 pub(crate) mod web;
 
 use std::sync::Arc;
@@ -101,7 +105,12 @@ async fn handle(State(world): State<Arc<World>>, req: Request) -> Response {
         .filter(|v| util::is_guid(v))
         .map_or_else(util::guid, str::to_owned);
     let request_id = util::guid();
-    let mut resp = match process(&world, req).await {
+    let fault = faults::take(&world);
+    let result = match fault {
+        Some(r) => Ok(r),
+        None => process(&world, req).await,
+    };
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -518,7 +527,8 @@ pub(crate) fn lro_headers(
     location: &str,
     with_location: bool,
 ) -> Vec<(&'static str, String)> {
-    let op = world.start_operation();
+    let delay = world.lro_delay_for(&request_type(req));
+    let op = world.start_operation_after(delay);
     let base = format!(
         "{}/subscriptions/{}/providers/{namespace}/locations/{}/operations/{op}",
         world.arm_base(),
@@ -530,10 +540,7 @@ pub(crate) fn lro_headers(
             "Azure-AsyncOperation",
             format!("{base}?api-version={}", req.api_version),
         ),
-        (
-            "Retry-After",
-            util::ceil_secs(world.config.lro_delay).to_string(),
-        ),
+        ("Retry-After", util::ceil_secs(delay).to_string()),
     ];
     if with_location {
         h.push((
@@ -542,6 +549,15 @@ pub(crate) fn lro_headers(
         ));
     }
     h
+}
+
+/// `Microsoft.Compute/virtualMachines` (top-level type) of a request path.
+pub(crate) fn request_type(req: &Req) -> String {
+    req.lsegs
+        .iter()
+        .position(|s| s == "providers")
+        .and_then(|i| Some(format!("{}/{}", req.segs.get(i + 1)?, req.segs.get(i + 2)?)))
+        .unwrap_or_default()
 }
 
 fn dispatch(world: &Arc<World>, req: &Req) -> ArmResult {
@@ -622,6 +638,22 @@ fn dispatch(world: &Arc<World>, req: &Req) -> ArmResult {
                 ("microsoft.sql/servers", []) => sql::server(world, req),
                 ("microsoft.sql/servers", ["databases", _]) => sql::database(world, req),
                 ("microsoft.sql/servers", ["administrators", _]) => sql::administrator(world, req),
+                ("microsoft.compute/virtualmachines", ["runcommand"]) => {
+                    runcommand::handle(world, req, runcommand::Target::Vm)
+                }
+                ("microsoft.compute/virtualmachinescalesets", ["virtualmachines"]) => {
+                    runcommand::list_instances(world, req)
+                }
+                (
+                    "microsoft.compute/virtualmachinescalesets",
+                    ["virtualmachines", _, "runcommand"],
+                ) => runcommand::handle(world, req, runcommand::Target::VmssInstance),
+                ("microsoft.network/virtualnetworks", []) => {
+                    network::handle(world, req, network::Kind::VirtualNetwork)
+                }
+                ("microsoft.network/networkinterfaces", []) => {
+                    network::handle(world, req, network::Kind::NetworkInterface)
+                }
                 _ => Err(unknown_type(req, ns, ty)),
             }
         }
@@ -648,6 +680,7 @@ fn unknown_type(req: &Req, ns: &str, ty: &str) -> ArmError {
         "microsoft.documentdb",
         "microsoft.datalakestore",
         "microsoft.sql",
+        "microsoft.network",
     ];
     let ns_orig = req
         .segs
@@ -737,6 +770,9 @@ pub(crate) fn render(world: &World, st: &crate::world::State, req: &Req, r: &Res
         "microsoft.web/sites" => web::render(world, st, req, r),
         "microsoft.sql/servers" => sql::render(world, st, r),
         "microsoft.compute/virtualmachines/extensions" => compute::render_extension(world, r),
+        "microsoft.network/virtualnetworks" | "microsoft.network/networkinterfaces" => {
+            network::render(r)
+        }
         _ => compute::render(world, st, req, r),
     }
 }

@@ -94,6 +94,7 @@ pub(crate) fn list_groups(world: &Arc<World>, req: &Req) -> ArmResult {
     if req.method != Method::GET {
         return Err(super::method_not_allowed(req));
     }
+    let filter = super::tagfilter::parse(req)?;
     // ARM filters the list to the groups the caller can read rather than failing.
     let groups: Vec<ResourceGroup> = world.lock().resource_groups.values().cloned().collect();
     let value: Vec<Value> = groups
@@ -104,10 +105,14 @@ pub(crate) fn list_groups(world: &Arc<World>, req: &Req) -> ArmResult {
                 world.subscription_id, g.name
             );
             world.check(&req.caller.oid, RG_READ, &scope, false)
+                && filter.as_ref().is_none_or(|f| f.matches(g.tags.as_ref()))
         })
         .map(|g| rg_json(world, req, g, "Succeeded"))
         .collect();
-    ok(StatusCode::OK, &json!({"value": value}))
+    ok(
+        StatusCode::OK,
+        &super::tagfilter::page(req, &world.arm_base(), value)?,
+    )
 }
 
 pub(crate) fn group(world: &Arc<World>, req: &Req) -> ArmResult {
@@ -307,6 +312,9 @@ pub(crate) fn operation_result(world: &Arc<World>, req: &Req, id: &str) -> ArmRe
 
 /// `Azure-AsyncOperation` status: `{status: InProgress|Succeeded}`.
 pub(crate) fn operation_status(world: &Arc<World>, req: &Req, id: &str) -> ArmResult {
+    if let Some(r) = super::runcommand::status(world, req, id) {
+        return r;
+    }
     if req.method != Method::GET {
         return Err(super::method_not_allowed(req));
     }
