@@ -220,8 +220,8 @@ impl Redactor {
                 for k in keys {
                     let mut val = &map[k];
                     let stripped;
-                    if k == "tags" {
-                        if let Value::Object(tags) = val {
+                    if k == "tags"
+                        && let Value::Object(tags) = val {
                             // The harness's own bookkeeping tags (live: run id, DeleteAfter)
                             // are not part of any tutorial's answer.
                             let kept: Map<String, Value> = tags
@@ -237,7 +237,6 @@ impl Redactor {
                             stripped = Value::Object(kept);
                             val = &stripped;
                         }
-                    }
                     let redacted = if is_key_entry && k == "value" {
                         Value::String("[secret]".into())
                     } else {

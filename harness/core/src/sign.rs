@@ -136,7 +136,7 @@ pub fn cosmos_authorization(
         {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02x}"));
+            let _ = write!(out, "%{b:02x}");
         }
     }
     Ok(out)
