@@ -221,22 +221,23 @@ impl Redactor {
                     let mut val = &map[k];
                     let stripped;
                     if k == "tags"
-                        && let Value::Object(tags) = val {
-                            // The harness's own bookkeeping tags (live: run id, DeleteAfter)
-                            // are not part of any tutorial's answer.
-                            let kept: Map<String, Value> = tags
-                                .iter()
-                                .filter(|(t, _)| {
-                                    !HARNESS_TAGS.iter().any(|h| h.eq_ignore_ascii_case(t))
-                                })
-                                .map(|(t, v)| (t.clone(), v.clone()))
-                                .collect();
-                            if kept.is_empty() {
-                                continue;
-                            }
-                            stripped = Value::Object(kept);
-                            val = &stripped;
+                        && let Value::Object(tags) = val
+                    {
+                        // The harness's own bookkeeping tags (live: run id, DeleteAfter)
+                        // are not part of any tutorial's answer.
+                        let kept: Map<String, Value> = tags
+                            .iter()
+                            .filter(|(t, _)| {
+                                !HARNESS_TAGS.iter().any(|h| h.eq_ignore_ascii_case(t))
+                            })
+                            .map(|(t, v)| (t.clone(), v.clone()))
+                            .collect();
+                        if kept.is_empty() {
+                            continue;
                         }
+                        stripped = Value::Object(kept);
+                        val = &stripped;
+                    }
                     let redacted = if is_key_entry && k == "value" {
                         Value::String("[secret]".into())
                     } else {
