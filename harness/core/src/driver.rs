@@ -618,6 +618,28 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// PUT a resource as the deployer and read it back (as the tools do after a create).
+    /// `None` when the PUT was refused (its response is then the step's primary exchange);
+    /// otherwise the GET body, which is the primary exchange.
+    async fn put_and_read(
+        &mut self,
+        path: &str,
+        api: &str,
+        body: &Value,
+        record: &mut StepRecord,
+    ) -> Result<Option<Value>, StepError> {
+        let put = self.arm("PUT", path, api, Some(body), record).await?;
+        if !Self::response(record, put)?.is_success() {
+            record.primary = Some(put);
+            return Ok(None);
+        }
+        let get = self.arm("GET", path, api, None, record).await?;
+        record.primary = Some(get);
+        Ok(Some(
+            Self::response(record, get)?.json().unwrap_or(Value::Null),
+        ))
+    }
+
     fn str_field(&self, step: &Step, name: &str) -> Result<Option<String>, StepError> {
         step.fields
             .template(name)
@@ -740,14 +762,9 @@ impl<'a> Run<'a> {
                     &format!("{sub}/resourceGroups/{rg}"),
                     &password,
                 );
-                let put = self.arm("PUT", &path, &api, Some(&body), record).await?;
-                if !Self::response(record, put)?.is_success() {
-                    record.primary = Some(put);
+                let Some(body) = self.put_and_read(&path, &api, &body, record).await? else {
                     return Ok(None);
-                }
-                let get = self.arm("GET", &path, &api, None, record).await?;
-                record.primary = Some(get);
-                let body = Self::response(record, get)?.json().unwrap_or(Value::Null);
+                };
                 self.hosts.insert(step.id.value.clone(), path.clone());
                 Ok(Some(identity_outputs(&path, &name, &body)))
             }
@@ -814,14 +831,9 @@ impl<'a> Run<'a> {
                 let path =
                     format!("{sub}/resourceGroups/{rg}/providers/Microsoft.Web/sites/{name}");
                 let body = json!({"location": location, "kind": "app", "identity": identity_body(&api, system, &users, &[]), "properties": {}});
-                let put = self.arm("PUT", &path, &api, Some(&body), record).await?;
-                if !Self::response(record, put)?.is_success() {
-                    record.primary = Some(put);
+                let Some(body) = self.put_and_read(&path, &api, &body, record).await? else {
                     return Ok(None);
-                }
-                let get = self.arm("GET", &path, &api, None, record).await?;
-                record.primary = Some(get);
-                let body = Self::response(record, get)?.json().unwrap_or(Value::Null);
+                };
                 self.hosts.insert(step.id.value.clone(), path.clone());
                 Ok(Some(identity_outputs(&path, &name, &body)))
             }
@@ -845,13 +857,13 @@ impl<'a> Run<'a> {
                 );
                 let api = api.unwrap_or_else(|| STORAGE_API.into());
                 let body = json!({"location": location, "kind": kind, "sku": {"name": sku}});
-                let put = self.arm("PUT", &path, &api, Some(&body), record).await?;
-                if !Self::response(record, put)?.is_success() {
-                    record.primary = Some(put);
+                if self
+                    .put_and_read(&path, &api, &body, record)
+                    .await?
+                    .is_none()
+                {
                     return Ok(None);
                 }
-                let get = self.arm("GET", &path, &api, None, record).await?;
-                record.primary = Some(get);
                 Ok(Some(json!({"id": path, "name": name})))
             }
             ProvisionKind::DatalakeStore => self.datalake_store(step, record).await,

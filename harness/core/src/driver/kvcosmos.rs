@@ -140,14 +140,9 @@ impl Run<'_> {
                         "locations": [{"locationName": location, "failoverPriority": 0}],
                     },
                 });
-                let put = self.arm("PUT", &path, &api, Some(&body), record).await?;
-                if !Self::response(record, put)?.is_success() {
-                    record.primary = Some(put);
+                let Some(body) = self.put_and_read(&path, &api, &body, record).await? else {
                     return Ok(None);
-                }
-                let get = self.arm("GET", &path, &api, None, record).await?;
-                record.primary = Some(get);
-                let body = Self::response(record, get)?.json().unwrap_or(Value::Null);
+                };
                 Ok(Some(json!({
                     "id": body.get("id").cloned().unwrap_or(json!(path)),
                     "name": name,
