@@ -30,6 +30,7 @@ pub async fn run(
     work: Vec<(Arc<Scenario>, Trial)>,
     concurrency: usize,
     snapshots: &Path,
+    drift_report: Option<&Path>,
 ) -> Result<ExitCode> {
     let config = match LiveConfig::from_env() {
         Ok(c) => c,
@@ -59,6 +60,9 @@ pub async fn run(
     .await
     {
         guard::Guarded::Finished(rep) => {
+            if let Some(path) = drift_report {
+                crate::write_file(path, &report::drift_markdown(&rep))?;
+            }
             out!("{}", report::console(&rep));
             let costs: Vec<_> = rep
                 .results

@@ -122,6 +122,9 @@ struct RunArgs {
     /// Print the plan (live: the resources it would create) and run nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Write a Markdown report of the snapshots this run differs from (the drift report).
+    #[arg(long)]
+    drift_report: Option<PathBuf>,
     /// Run only shard I of N (`--shard 2/4`), split stably by scenario id.
     #[arg(long)]
     shard: Option<mic_live::shard::Shard>,
@@ -373,7 +376,7 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
                 "--update-snapshots is refused on the live backend: snapshots are verify-only there"
             );
         }
-        return live::run(work, args.concurrency, &snaps).await;
+        return live::run(work, args.concurrency, &snaps, args.drift_report.as_deref()).await;
     }
     let mut rep = runner::run_all(fake_backend(&args), work, args.concurrency, Some(&snaps)).await;
     if args.update_snapshots {
@@ -388,6 +391,9 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
                 r.snapshot = Some(snapshot::Comparison::Matches);
             }
         }
+    }
+    if let Some(path) = &args.drift_report {
+        write_file(path, &report::drift_markdown(&rep))?;
     }
     let json_to_stdout = matches!(args.report, Some(ReportArg::Json)) && args.out.is_none();
     if json_to_stdout {
@@ -453,6 +459,14 @@ async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     tokio::signal::ctrl_c().await?;
     cloud.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write a report file, creating its directory.
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<()> {
+    if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(p)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 fn median(v: &mut [Duration]) -> Duration {

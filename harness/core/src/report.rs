@@ -223,3 +223,45 @@ pub fn junit(report: &RunReport) -> String {
     rep.add_test_suite(suite);
     rep.to_string().unwrap_or_default()
 }
+
+/// The drift report: which shared snapshots this run's (redacted) transcripts differ from,
+/// and how. On the live backend this is where the fakes are caught lying (or Azure changed).
+pub fn drift_markdown(report: &RunReport) -> String {
+    let mut out = format!("# Snapshot drift on the {} backend\n\n", report.backend);
+    let differs: Vec<&TrialResult> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.snapshot, Some(Comparison::Differs { .. })))
+        .collect();
+    let missing: Vec<&TrialResult> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.snapshot, Some(Comparison::Missing(_))))
+        .collect();
+    let matching = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.snapshot, Some(Comparison::Matches)))
+        .count();
+    let _ = writeln!(
+        out,
+        "{matching} trials match their snapshot, {} differ, {} have none.\n",
+        differs.len(),
+        missing.len()
+    );
+    for r in differs {
+        if let Some(Comparison::Differs { path, diff }) = &r.snapshot {
+            let _ = writeln!(
+                out,
+                "## {}\n\n`{}` (`-` stored, `+` this run)\n\n```diff\n{}```\n",
+                r.outcome.trial_name(),
+                path.display(),
+                diff
+            );
+        }
+    }
+    for r in missing {
+        let _ = writeln!(out, "- {}: no stored snapshot", r.outcome.trial_name());
+    }
+    out
+}
