@@ -454,6 +454,16 @@ async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         outln!("# ready");
     } else {
         outln!("{}", cloud.describe());
+        if args.print_credentials {
+            outln!(
+                "  deployer secret: {} (fake only)",
+                cloud.deployer().client_secret
+            );
+        } else {
+            outln!(
+                "  deployer secret: not shown; add --print-credentials (fake only) or use --print-env"
+            );
+        }
         outln!("Press Ctrl-C to stop.");
     }
     tokio::signal::ctrl_c().await?;
