@@ -539,27 +539,6 @@ async fn service_sas_is_verified() {
     cloud.shutdown().await;
 }
 
-async fn storage_token(cloud: &FakeCloud, resource: &str) -> String {
-    let d = cloud.deployer();
-    let r = client()
-        .post(format!(
-            "{}/{}/oauth2/token",
-            cloud.login_url(),
-            cloud.tenant_id()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", d.client_id.as_str()),
-            ("client_secret", d.client_secret.as_str()),
-            ("resource", resource),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn bearer_needs_a_data_role() {
     let cloud = world().await;
@@ -584,7 +563,7 @@ async fn bearer_needs_a_data_role() {
         .status,
         201
     );
-    let st = storage_token(&cloud, "https://storage.azure.com/").await;
+    let st = deployer_token_for(&cloud, "https://storage.azure.com/").await;
     let bearer = |t: &str, v: Option<&str>| {
         let mut h = vec![("Authorization".to_owned(), format!("Bearer {t}"))];
         if let Some(v) = v {
@@ -642,7 +621,7 @@ async fn bearer_needs_a_data_role() {
         format!("{}/blobServices/default/containers/cnt", a.id),
     )
     .await;
-    let st = storage_token(&cloud, "https://storage.azure.com").await;
+    let st = deployer_token_for(&cloud, "https://storage.azure.com").await;
     let r = send("GET", &url, &bearer(&st, Some("2017-11-09")), b"").await;
     assert_eq!((r.status, r.text.as_str()), (200, "data"));
     let mut h = bearer(&st, Some("2017-11-09"));

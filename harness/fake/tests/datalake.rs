@@ -15,43 +15,6 @@ use spec_schema::Check;
 
 const DATALAKE: &str = "https://datalake.azure.net/";
 
-async fn token_for(cloud: &FakeCloud, resource: &str) -> String {
-    let d = cloud.deployer();
-    let r = client()
-        .post(format!(
-            "{}/{}/oauth2/token",
-            cloud.login_url(),
-            cloud.tenant_id()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", d.client_id.as_str()),
-            ("client_secret", d.client_secret.as_str()),
-            ("resource", resource),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn vm_token(cloud: &FakeCloud, vm: &str, resource: &str) -> String {
-    let base = cloud.imds_url(vm).unwrap();
-    let r = client()
-        .get(format!(
-            "{base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}"
-        ))
-        .header("Metadata", "true")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
-}
-
 /// A raw WebHDFS request: (status, location header, body text).
 async fn hdfs(
     method: &str,
@@ -128,7 +91,7 @@ async fn setup() -> Setup {
         cloud.datalake_url(&account_id).as_deref(),
         Some(url.as_str())
     );
-    let owner = token_for(&cloud, DATALAKE).await;
+    let owner = deployer_token_for(&cloud, DATALAKE).await;
     let (s, _, b) = hdfs(
         "PUT",
         &format!("{url}/webhdfs/v1/TestFolder?op=MKDIRS"),

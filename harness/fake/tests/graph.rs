@@ -17,27 +17,6 @@ use spec_schema::Check;
 const GRAPH_SP: &str = "81789304-ff96-402b-ae73-07ec0db26721";
 const READ_ALL: &str = "5778995a-e1bf-45b8-affa-663a9f3f4d04";
 
-async fn token_for(cloud: &FakeCloud, resource: &str) -> String {
-    let d = cloud.deployer();
-    let r = client()
-        .post(format!(
-            "{}/{}/oauth2/token",
-            cloud.login_url(),
-            cloud.tenant_id()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", d.client_id.as_str()),
-            ("client_secret", d.client_secret.as_str()),
-            ("resource", resource),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
-}
-
 async fn vm_token(cloud: &FakeCloud, vm: &str) -> (String, Value) {
     let base = cloud.imds_url(vm).unwrap();
     let r = client()
@@ -122,7 +101,7 @@ async fn tutorial_flow() {
     let vm_oid = body["identity"]["principalId"].as_str().unwrap().to_owned();
     let g = cloud.graph_url();
     let t = cloud.tenant_id();
-    let op = token_for(&cloud, "https://graph.windows.net/").await;
+    let op = deployer_token_for(&cloud, "https://graph.windows.net/").await;
     let spec = graph_spec();
 
     // The VM's service principal by display name (both filter forms).
@@ -353,7 +332,7 @@ async fn tutorial_flow() {
 async fn authentication_and_request_errors() {
     let cloud = world().await;
     let g = cloud.graph_url();
-    let op = token_for(&cloud, "https://graph.windows.net/").await;
+    let op = deployer_token_for(&cloud, "https://graph.windows.net/").await;
     let arm = deployer_token(&cloud).await;
     let list = format!("{g}/myorganization/servicePrincipals?api-version=1.6");
     assert_eq!(raw("GET", &list, Some(&op), b"").await.0, 200);
@@ -408,7 +387,7 @@ async fn authentication_and_request_errors() {
             .grant_graph_app_role(&d.object_id, "No.Such.Role")
             .is_none()
     );
-    let t2 = token_for(&cloud, "https://graph.windows.net").await;
+    let t2 = deployer_token_for(&cloud, "https://graph.windows.net").await;
     let payload = t2.split('.').nth(1).unwrap();
     let claims: Value = serde_json::from_slice(
         &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
@@ -429,7 +408,7 @@ async fn authentication_and_request_errors() {
 async fn malformed_input_gets_graph_errors() {
     let cloud = world().await;
     let g = cloud.graph_url();
-    let op = token_for(&cloud, "https://graph.windows.net/").await;
+    let op = deployer_token_for(&cloud, "https://graph.windows.net/").await;
     let sp = cloud.deployer().object_id;
     let garbage: [&[u8]; 6] = [
         b"{",

@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, create_rg, create_vm, deployer_token, rg_id, world};
+use common::{
+    call, create_rg, create_vm, deployer_token, deployer_token_for, rg_id, vm_token, world,
+};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mic_fake::{Claims, FakeCloud};
 use serde_json::{Value, json};
@@ -36,43 +38,6 @@ fn server_id(cloud: &FakeCloud, rg: &str, name: &str) -> String {
         "{}/providers/Microsoft.Sql/servers/{name}",
         rg_id(cloud, rg)
     )
-}
-
-async fn token_for(cloud: &FakeCloud, resource: &str) -> String {
-    let d = cloud.deployer();
-    let r = common::client()
-        .post(format!(
-            "{}/{}/oauth2/token",
-            cloud.login_url(),
-            cloud.tenant_id()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", d.client_id.as_str()),
-            ("client_secret", d.client_secret.as_str()),
-            ("resource", resource),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn vm_token(cloud: &FakeCloud, vm: &str, resource: &str) -> String {
-    let base = cloud.imds_url(vm).expect("imds");
-    let r = common::client()
-        .get(format!(
-            "{base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}"
-        ))
-        .header("Metadata", "true")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn put(cloud: &FakeCloud, tok: &str, path: &str, api: &str, body: Value) -> common::Resp {
@@ -185,7 +150,7 @@ async fn setup() -> Setup {
 }
 
 async fn admin_conn(s: &Setup) -> Conn {
-    let tok = token_for(&s.cloud, SQL).await;
+    let tok = deployer_token_for(&s.cloud, SQL).await;
     connect(&s.fqdn, DB, &tok).await.expect("admin login")
 }
 
@@ -373,7 +338,7 @@ async fn display_names_must_resolve_to_one_principal() {
 #[tokio::test]
 async fn without_an_entra_admin_nobody_logs_in_and_admin_removal_takes_effect() {
     let s = setup().await;
-    let tok = token_for(&s.cloud, SQL).await;
+    let tok = deployer_token_for(&s.cloud, SQL).await;
     let path = format!("{}/administrators/ActiveDirectory", s.server_id);
     let r = call(
         "DELETE",
@@ -496,7 +461,7 @@ async fn sql_arm_is_authorized_by_rbac() {
             .contains("Microsoft.Sql/servers/administrators/write")
     );
     // A SQL token is no ARM token.
-    let sql_tok = token_for(&s.cloud, SQL).await;
+    let sql_tok = deployer_token_for(&s.cloud, SQL).await;
     let r = get(&s.cloud, &sql_tok, &s.server_id, "2021-11-01").await;
     assert_eq!(r.status, 401);
     // Server creation needs an admin login and password.

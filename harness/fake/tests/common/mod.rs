@@ -25,8 +25,13 @@ pub async fn world_with(f: impl FnOnce(&mut FakeConfig)) -> FakeCloud {
     FakeCloud::start(c).await.unwrap()
 }
 
-/// A deployer token from the v1 token endpoint.
+/// A deployer token from the v1 token endpoint, for ARM.
 pub async fn deployer_token(cloud: &FakeCloud) -> String {
+    deployer_token_for(cloud, ARM).await
+}
+
+/// A deployer token (client credentials, v1 endpoint) for any resource.
+pub async fn deployer_token_for(cloud: &FakeCloud, resource: &str) -> String {
     let d = cloud.deployer();
     let r = client()
         .post(format!(
@@ -38,8 +43,24 @@ pub async fn deployer_token(cloud: &FakeCloud) -> String {
             ("grant_type", "client_credentials"),
             ("client_id", d.client_id.as_str()),
             ("client_secret", d.client_secret.as_str()),
-            ("resource", ARM),
+            ("resource", resource),
         ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A token from a VM's IMDS (`vm` is its ARM id) for `resource`.
+pub async fn vm_token(cloud: &FakeCloud, vm: &str, resource: &str) -> String {
+    let base = cloud.imds_url(vm).expect("the VM has an IMDS");
+    let r = client()
+        .get(format!(
+            "{base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}"
+        ))
+        .header("Metadata", "true")
         .send()
         .await
         .unwrap();
