@@ -37,7 +37,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::arm::{ArmResult, Req, authorize, check_provider_version, empty, ok};
+use crate::arm::{ArmResult, Req, authorize, empty, ok};
 use crate::error::ArmError;
 use crate::server::ServerHandle;
 use crate::util;
@@ -447,24 +447,13 @@ fn render(r: &Resource, url: &str) -> Value {
 // ArmError is the shared ARM envelope (see arm/mod.rs).
 #[allow(clippy::too_many_lines, clippy::result_large_err)]
 pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
-    let rg = crate::arm::rg_name(req);
-    let rg_loc = world
-        .lock()
-        .resource_groups
-        .get(&rg.to_ascii_lowercase())
-        .map(|g| g.location.clone());
-    check_provider_version(
-        req,
-        rg_loc.as_deref().unwrap_or(&world.config.location),
-        "accounts",
-        VERSIONS,
-    )?;
-    let name = req.segs[7].clone();
-    let id = format!(
-        "/subscriptions/{}/resourceGroups/{rg}/providers/{FULL}/{name}",
-        world.subscription_id
-    );
-    let key = id.to_ascii_lowercase();
+    let crate::arm::Target {
+        rg,
+        rg_loc,
+        name,
+        id,
+        key,
+    } = crate::arm::target(world, req, FULL, "accounts", VERSIONS)?;
     let scope = req.path.clone();
     match req.method {
         Method::GET => {

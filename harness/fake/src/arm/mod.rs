@@ -365,6 +365,52 @@ pub(crate) mod versions {
     ];
 }
 
+/// What every `.../providers/{namespace}/{type}/{name}` handler starts from: the resource
+/// group (and its location, `None` when it does not exist), the api-version checked against
+/// the type's supported list, the name, and the canonical id and its map key.
+pub(crate) struct Target {
+    pub rg: String,
+    pub rg_loc: Option<String>,
+    pub name: String,
+    pub id: String,
+    pub key: String,
+}
+
+/// Resolve a [`Target`]; fails with `NoRegisteredProviderFound` for an unsupported version.
+pub(crate) fn target(
+    world: &Arc<World>,
+    req: &Req,
+    full_type: &str,
+    short_type: &str,
+    supported: &[&str],
+) -> Result<Target, ArmError> {
+    let rg = rg_name(req);
+    let rg_loc = world
+        .lock()
+        .resource_groups
+        .get(&rg.to_ascii_lowercase())
+        .map(|g| g.location.clone());
+    check_provider_version(
+        req,
+        rg_loc.as_deref().unwrap_or(&world.config.location),
+        short_type,
+        supported,
+    )?;
+    let name = req.segs[7].clone();
+    let id = format!(
+        "/subscriptions/{}/resourceGroups/{rg}/providers/{full_type}/{name}",
+        world.subscription_id
+    );
+    let key = id.to_ascii_lowercase();
+    Ok(Target {
+        rg,
+        rg_loc,
+        name,
+        id,
+        key,
+    })
+}
+
 /// `NoRegisteredProviderFound` for a provider resource type.
 pub(crate) fn check_provider_version(
     req: &Req,

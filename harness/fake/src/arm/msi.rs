@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{ArmResult, Req, authorize, check_provider_version, empty, ok, versions};
+use super::{ArmResult, Req, authorize, empty, ok, versions};
 use crate::directory::{PrincipalKind, ServicePrincipal};
 use crate::error::ArmError;
 use crate::util;
@@ -54,24 +54,13 @@ pub(crate) fn render(world: &World, req: &Req, r: &Resource) -> Value {
 }
 
 pub(crate) fn identity(world: &Arc<World>, req: &Req) -> ArmResult {
-    let rg = super::rg_name(req);
-    let rg_loc = world
-        .lock()
-        .resource_groups
-        .get(&rg.to_ascii_lowercase())
-        .map(|g| g.location.clone());
-    check_provider_version(
-        req,
-        rg_loc.as_deref().unwrap_or(&world.config.location),
-        "userAssignedIdentities",
-        versions::MSI,
-    )?;
-    let name = req.segs[7].clone();
-    let id = format!(
-        "/subscriptions/{}/resourceGroups/{rg}/providers/{FULL}/{name}",
-        world.subscription_id
-    );
-    let key = id.to_ascii_lowercase();
+    let super::Target {
+        rg,
+        rg_loc,
+        name,
+        id,
+        key,
+    } = super::target(world, req, FULL, "userAssignedIdentities", versions::MSI)?;
     let scope = req.path.clone();
     match req.method {
         Method::GET => {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{ArmResult, Req, authorize, check_provider_version, empty, ok, with_headers};
+use super::{ArmResult, Req, authorize, empty, ok, with_headers};
 use crate::error::{ArmError, json_response};
 use crate::util;
 use crate::world::{Resource, World};
@@ -143,25 +143,13 @@ fn check_subnets(world: &World, nic_id: &str, props: &Value) -> Result<(), ArmEr
 
 /// PUT / GET / DELETE of a virtual network or NIC.
 pub(crate) fn handle(world: &Arc<World>, req: &Req, kind: Kind) -> ArmResult {
-    let rg = super::rg_name(req);
-    let rg_loc = world
-        .lock()
-        .resource_groups
-        .get(&rg.to_ascii_lowercase())
-        .map(|g| g.location.clone());
-    check_provider_version(
-        req,
-        rg_loc.as_deref().unwrap_or(&world.config.location),
-        kind.short(),
-        VERSIONS,
-    )?;
-    let name = req.segs[7].clone();
-    let id = format!(
-        "/subscriptions/{}/resourceGroups/{rg}/providers/{}/{name}",
-        world.subscription_id,
-        kind.full()
-    );
-    let key = id.to_ascii_lowercase();
+    let super::Target {
+        rg,
+        rg_loc,
+        name,
+        id,
+        key,
+    } = super::target(world, req, kind.full(), kind.short(), VERSIONS)?;
     match req.method {
         Method::GET => {
             authorize(world, req, &format!("{}/read", kind.full()), &req.path)?;

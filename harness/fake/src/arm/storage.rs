@@ -208,24 +208,13 @@ pub(crate) fn list_service_sas(world: &Arc<World>, req: &Req) -> ArmResult {
 }
 
 pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
-    let rg = super::rg_name(req);
-    let rg_loc = world
-        .lock()
-        .resource_groups
-        .get(&rg.to_ascii_lowercase())
-        .map(|g| g.location.clone());
-    check_provider_version(
-        req,
-        rg_loc.as_deref().unwrap_or(&world.config.location),
-        "storageAccounts",
-        versions::STORAGE,
-    )?;
-    let name = req.segs[7].clone();
-    let id = format!(
-        "/subscriptions/{}/resourceGroups/{rg}/providers/{FULL}/{name}",
-        world.subscription_id
-    );
-    let key = id.to_ascii_lowercase();
+    let super::Target {
+        rg,
+        rg_loc,
+        name,
+        id,
+        key,
+    } = super::target(world, req, FULL, "storageAccounts", versions::STORAGE)?;
     let scope = req.path.clone();
     match req.method {
         Method::GET => {

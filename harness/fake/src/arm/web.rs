@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{ArmResult, Req, authorize, check_provider_version, empty, ok, versions};
+use super::{ArmResult, Req, authorize, empty, ok, versions};
 use crate::util;
 use crate::world::{HostKind, Resource, State, World, host_key};
 
@@ -33,24 +33,13 @@ pub(crate) fn render(world: &World, st: &State, req: &Req, r: &Resource) -> Valu
 }
 
 pub(crate) fn site(world: &Arc<World>, req: &Req) -> ArmResult {
-    let rg = super::rg_name(req);
-    let rg_loc = world
-        .lock()
-        .resource_groups
-        .get(&rg.to_ascii_lowercase())
-        .map(|g| g.location.clone());
-    check_provider_version(
-        req,
-        rg_loc.as_deref().unwrap_or(&world.config.location),
-        "sites",
-        versions::WEB,
-    )?;
-    let name = req.segs[7].clone();
-    let id = format!(
-        "/subscriptions/{}/resourceGroups/{rg}/providers/{FULL}/{name}",
-        world.subscription_id
-    );
-    let key = id.to_ascii_lowercase();
+    let super::Target {
+        rg,
+        rg_loc,
+        name,
+        id,
+        key,
+    } = super::target(world, req, FULL, "sites", versions::WEB)?;
     let scope = req.path.clone();
     match req.method {
         Method::GET => {
