@@ -108,6 +108,21 @@ pub(crate) fn forget(st: &mut WorldState, key: &str) {
     }
 }
 
+/// Whether `scope` is an existing secret (`{vault id}/secrets/{name}`): Key Vault RBAC takes
+/// role assignments at a single secret's scope.
+pub(crate) fn scope_exists(st: &WorldState, scope: &str) -> bool {
+    let lower = scope.trim_end_matches('/').to_ascii_lowercase();
+    let Some((vault, name)) = lower.rsplit_once("/secrets/") else {
+        return false;
+    };
+    !name.contains('/')
+        && st.resources.contains_key(vault)
+        && st
+            .vaults
+            .get(vault)
+            .is_some_and(|v| v.secrets.contains_key(name))
+}
+
 fn vault_uri(st: &WorldState, key: &str) -> Option<String> {
     st.vaults.get(key).map(|v| format!("{}/", v.server.url()))
 }
