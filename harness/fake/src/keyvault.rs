@@ -193,6 +193,30 @@ fn check_policies(v: Option<&Value>) -> Result<Vec<Value>, ArmError> {
     Ok(out)
 }
 
+/// The typed properties of a vault body (`VaultProperties` in the 2023-07-01 spec).
+const VAULT_TYPES: &[(&str, arm::Json)] = &[
+    ("properties", arm::Json::Obj),
+    ("properties.tenantId", arm::Json::Str),
+    ("properties.sku", arm::Json::Obj),
+    ("properties.sku.family", arm::Json::Str),
+    ("properties.sku.name", arm::Json::Str),
+    ("properties.accessPolicies", arm::Json::Arr),
+    ("properties.enabledForDeployment", arm::Json::Bool),
+    ("properties.enabledForDiskEncryption", arm::Json::Bool),
+    ("properties.enabledForTemplateDeployment", arm::Json::Bool),
+    ("properties.enableSoftDelete", arm::Json::Bool),
+    ("properties.softDeleteRetentionInDays", arm::Json::Int),
+    ("properties.enableRbacAuthorization", arm::Json::Bool),
+    ("properties.enablePurgeProtection", arm::Json::Bool),
+    (
+        "properties.createMode",
+        arm::Json::OneOf(&["recover", "default"]),
+    ),
+    ("properties.publicNetworkAccess", arm::Json::Str),
+    ("properties.networkAcls", arm::Json::Obj),
+    ("properties.vaultUri", arm::Json::Str),
+];
+
 fn valid_vault_name(n: &str) -> bool {
     (3..=24).contains(&n.len())
         && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -234,6 +258,7 @@ pub(crate) fn vault(world: &Arc<World>, req: &Req) -> ArmResult {
         Method::PUT | Method::PATCH => {
             arm::authorize(world, req, &format!("{FULL}/write"), &scope)?;
             let body = req.json()?;
+            arm::check_types(&Value::Object(body.clone()), VAULT_TYPES)?;
             let existing = world.lock().resources.get(&key).cloned();
             if req.method == Method::PATCH && existing.is_none() {
                 return Err(arm::resource_not_found(FULL, &name, &rg));

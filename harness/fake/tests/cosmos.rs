@@ -778,6 +778,7 @@ async fn malformed_input_gets_cosmos_errors() {
 
 #[tokio::test]
 async fn malformed_input_gets_arm_errors() {
+    let spec = js(include_str!("data/cosmos-db-2024-05-15.json"));
     let s = setup().await;
     let arm = s.cloud.arm_url();
     let auth = format!("Bearer {}", s.arm);
@@ -822,12 +823,49 @@ async fn malformed_input_gets_arm_errors() {
                 ] {
                     let (st, b) = raw(method, t, &h, body.clone()).await;
                     assert!(st < 500, "{method} {t}: {st} {b}");
+                    // Whatever the fake accepts, it must print in the spec's shape.
+                    if st < 300 && method == "PUT" && !t.contains("/accessPolicies/") {
+                        let mut c = Check::new(&spec, false);
+                        c.definition(&b.clone(), "DatabaseAccountGetResults");
+                        assert!(
+                            c.errors.is_empty(),
+                            "{method} {t} {:?}: {:?}",
+                            String::from_utf8_lossy(&body[..body.len().min(300)]),
+                            c.errors
+                        );
+                    }
                     if st >= 400 {
                         assert!(b["error"]["code"].is_string(), "{method} {t}: {st} {b}");
                     }
                 }
             }
         }
+    }
+    // Wrong JSON types in otherwise valid bodies: refused (400), never stored and echoed back.
+    for (field, bad) in [
+        ("kind", json!([])),
+        ("tags", json!({"a": 1})),
+        ("properties.locations", json!({})),
+        ("properties.locations", json!([{"locationName": 5}])),
+        ("properties.consistencyPolicy", json!("strong")),
+        (
+            "properties.consistencyPolicy",
+            json!({"defaultConsistencyLevel": "Sometimes"}),
+        ),
+        ("properties.enableAutomaticFailover", json!("no")),
+        ("properties.enableMultipleWriteLocations", json!(1)),
+        ("properties.disableLocalAuth", json!("false")),
+        ("properties.publicNetworkAccess", json!(true)),
+        ("properties.ipRules", json!("0.0.0.0")),
+    ] {
+        let mut b = account_body();
+        match field.strip_prefix("properties.") {
+            Some(p) => b["properties"][p] = bad,
+            None => b[field] = bad,
+        }
+        let r = put_account(&s.cloud, &s.arm, &id.replace("cosmos1", "cosmostyped"), b).await;
+        assert_eq!(r.status, 400, "{field}: {}", r.body);
+        assert!(r.body["error"]["code"].is_string(), "{}", r.body);
     }
     // The server still answers valid requests: a new account, its keys, its data plane.
     let other = id.replace("cosmos1", "cosmosafter");

@@ -641,7 +641,7 @@ async fn arm_vault_rules() {
         (
             "kv2",
             json!({"tenantId": tenant, "sku": {"name": "standard"}, "accessPolicies": {}}),
-            "BadRequest",
+            "InvalidRequestContent",
         ),
         (
             "kv2",
@@ -929,6 +929,7 @@ async fn malformed_input_gets_key_vault_errors() {
 
 #[tokio::test]
 async fn malformed_input_gets_arm_errors() {
+    let spec = js(include_str!("data/keyvault-mgmt-2023-07-01.json"));
     let s = setup(false).await;
     let arm = s.cloud.arm_url();
     let auth = format!("Bearer {}", s.arm);
@@ -973,6 +974,17 @@ async fn malformed_input_gets_arm_errors() {
                 ] {
                     let (st, _, b) = raw(method, t, &h, body.clone()).await;
                     assert!(st < 500, "{method} {t}: {st} {b}");
+                    // Whatever the fake accepts, it must print in the spec's shape.
+                    if st < 300 && method == "PUT" && !t.contains("/accessPolicies/") {
+                        let mut c = Check::new(&spec, false);
+                        c.definition(&js(&b), "Vault");
+                        assert!(
+                            c.errors.is_empty(),
+                            "{method} {t} {:?}: {:?}",
+                            String::from_utf8_lossy(&body[..body.len().min(300)]),
+                            c.errors
+                        );
+                    }
                     if st >= 400 {
                         assert!(
                             js(&b)["error"]["code"].is_string(),
@@ -983,6 +995,35 @@ async fn malformed_input_gets_arm_errors() {
             }
         }
     }
+    // Wrong JSON types in otherwise valid bodies: refused (400), never stored and echoed back.
+    let tenant = s.cloud.tenant_id();
+    let sku = json!({"family": "A", "name": "standard"});
+    for (field, bad) in [
+        ("enableRbacAuthorization", json!("yes")),
+        ("enableSoftDelete", json!(1)),
+        ("enabledForDeployment", json!("true")),
+        ("enabledForDiskEncryption", json!([])),
+        ("enabledForTemplateDeployment", json!({})),
+        ("enablePurgeProtection", json!("x")),
+        ("softDeleteRetentionInDays", json!("ninety")),
+        ("publicNetworkAccess", json!(5)),
+        ("sku", json!({"family": "A", "name": 5})),
+        ("networkAcls", json!("open")),
+    ] {
+        let mut props = json!({"tenantId": tenant, "sku": sku});
+        props[field] = bad;
+        let r = put_vault(&s.cloud, &s.arm, "kvtyped", &props).await;
+        assert_eq!(r.status, 400, "{field}: {}", r.body);
+        assert!(r.body["error"]["code"].is_string(), "{}", r.body);
+    }
+    let r = call(
+        "PUT",
+        &format!("{arm}{}?api-version={KV_API}", vault_id(&s.cloud, "kvtyped")),
+        Some(&s.arm),
+        Some(json!({"location": "westus", "tags": {"a": 1}, "properties": {"tenantId": tenant, "sku": sku}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
     // The server still answers valid requests: a new vault, a secret in it.
     let r = put_vault(
         &s.cloud,
