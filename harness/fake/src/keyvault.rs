@@ -892,6 +892,30 @@ fn data_process(
             let Some(value) = b.get("value").and_then(Value::as_str) else {
                 return bad_parameter("Property 'value' is required and must be a string.");
             };
+            // Key Vault refuses a body whose optional fields have the wrong JSON type.
+            let typed =
+                |k: &str, ok: fn(&Value) -> bool| b.get(k).is_none_or(|v| v.is_null() || ok(v));
+            let attrs_ok = |v: &Value| {
+                v.as_object().is_some_and(|a| {
+                    a.get("enabled")
+                        .is_none_or(|e| e.is_null() || e.is_boolean())
+                        && ["nbf", "exp"]
+                            .iter()
+                            .all(|k| a.get(*k).is_none_or(|t| t.is_null() || t.is_i64()))
+                })
+            };
+            let tags_ok = |v: &Value| {
+                v.as_object()
+                    .is_some_and(|m| m.values().all(Value::is_string))
+            };
+            if !typed("contentType", Value::is_string)
+                || !typed("tags", tags_ok)
+                || !typed("attributes", attrs_ok)
+            {
+                return bad_parameter(
+                    "The request body is invalid: 'contentType' must be a string, 'tags' an object of strings, 'attributes' an object with a boolean 'enabled' and integer 'nbf'/'exp'.",
+                );
+            }
             let enabled = b
                 .get("attributes")
                 .and_then(|a| a.get("enabled"))

@@ -589,6 +589,35 @@ async fn secret_reads_by_name_slash_and_version() {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["id"], format!("{}secrets/MyTestSecret", s.uri));
     assert!(items[0].get("value").is_none());
+    // Set with wrong JSON types: BadParameter, nothing stored.
+    for bad in [
+        json!({"value": 5}),
+        json!({"value": null}),
+        json!({"value": "x", "contentType": {}}),
+        json!({"value": "x", "tags": "t"}),
+        json!({"value": "x", "tags": {"a": 1}}),
+        json!({"value": "x", "attributes": 3}),
+        json!({"value": "x", "attributes": {"enabled": "yes"}}),
+        json!({"value": "x", "attributes": {"exp": "tomorrow"}}),
+        json!(["value"]),
+    ] {
+        let r = call(
+            "PUT",
+            &format!("{}secrets/Typed?api-version=7.4", s.uri),
+            t,
+            Some(bad.clone()),
+        )
+        .await;
+        assert_kv_error(&r, 400, "BadParameter", None);
+    }
+    let r = call(
+        "GET",
+        &format!("{}secrets/Typed?api-version=7.4", s.uri),
+        t,
+        None,
+    )
+    .await;
+    assert_kv_error(&r, 404, "SecretNotFound", None);
     // api-version: missing, unknown.
     for q in [
         "",
