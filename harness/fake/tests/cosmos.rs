@@ -2,7 +2,7 @@
 //! data plane with master-key signatures, each rule shown to deny when violated (signature,
 //! read-only key, `x-ms-date` window), spec conformance of the bodies, and malformed input.
 
-#![allow(clippy::too_many_lines)]
+#![allow(clippy::too_many_lines, clippy::many_single_char_names)]
 // Durations stay in seconds: `from_mins`/`from_hours` are newer than the workspace MSRV.
 #![allow(clippy::duration_suboptimal_units)]
 
@@ -288,7 +288,6 @@ async fn master_key_signatures_are_checked() {
     // lower-case ones.
     let upper = good
         .replace("%3d", "%3D")
-        .replace("%26", "%26")
         .replace("%2b", "%2B")
         .replace("%2f", "%2F");
     assert_eq!(send(upper, date.clone()).await.0, 200);

@@ -934,7 +934,7 @@ async fn malformed_input_gets_key_vault_errors() {
     for path in &paths {
         for method in ["GET", "PUT", "POST", "DELETE", "PATCH"] {
             for h in &auths {
-                let bodies = if method == "PUT" && h.len() > 0 {
+                let bodies = if method == "PUT" && !h.is_empty() {
                     garbage_bodies()
                 } else {
                     vec![b"{".to_vec()]
