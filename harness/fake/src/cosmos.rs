@@ -195,6 +195,56 @@ fn render(st: &WorldState, req: &Req, r: &Resource) -> Value {
     Value::Object(m)
 }
 
+/// The typed properties of an account body (`DatabaseAccountCreateUpdateParameters`, 2024-05-15).
+const ACCOUNT_TYPES: &[(&str, arm::Json)] = &[
+    (
+        "kind",
+        arm::Json::OneOf(&["GlobalDocumentDB", "MongoDB", "Parse"]),
+    ),
+    ("properties", arm::Json::Obj),
+    ("properties.databaseAccountOfferType", arm::Json::Str),
+    ("properties.locations", arm::Json::Arr),
+    ("properties.locations.[].locationName", arm::Json::Str),
+    ("properties.locations.[].failoverPriority", arm::Json::Int),
+    ("properties.locations.[].isZoneRedundant", arm::Json::Bool),
+    ("properties.consistencyPolicy", arm::Json::Obj),
+    (
+        "properties.consistencyPolicy.defaultConsistencyLevel",
+        arm::Json::OneOf(&[
+            "Eventual",
+            "Session",
+            "BoundedStaleness",
+            "Strong",
+            "ConsistentPrefix",
+        ]),
+    ),
+    (
+        "properties.consistencyPolicy.maxStalenessPrefix",
+        arm::Json::Int,
+    ),
+    (
+        "properties.consistencyPolicy.maxIntervalInSeconds",
+        arm::Json::Int,
+    ),
+    ("properties.enableAutomaticFailover", arm::Json::Bool),
+    ("properties.enableMultipleWriteLocations", arm::Json::Bool),
+    ("properties.disableLocalAuth", arm::Json::Bool),
+    ("properties.isVirtualNetworkFilterEnabled", arm::Json::Bool),
+    ("properties.enableFreeTier", arm::Json::Bool),
+    ("properties.enableAnalyticalStorage", arm::Json::Bool),
+    (
+        "properties.disableKeyBasedMetadataWriteAccess",
+        arm::Json::Bool,
+    ),
+    (
+        "properties.publicNetworkAccess",
+        arm::Json::OneOf(&["Enabled", "Disabled", "SecuredByPerimeter"]),
+    ),
+    ("properties.ipRules", arm::Json::Arr),
+    ("properties.virtualNetworkRules", arm::Json::Arr),
+    ("properties.capabilities", arm::Json::Arr),
+];
+
 fn valid_account_name(n: &str) -> bool {
     (3..=50).contains(&n.len())
         && n.split('-').all(|part| {
@@ -238,6 +288,7 @@ pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
         Method::PUT => {
             arm::authorize(world, req, &format!("{FULL}/write"), &scope)?;
             let body = req.json()?;
+            arm::check_types(&Value::Object(body.clone()), ACCOUNT_TYPES)?;
             let location = arm::norm_location(&arm::required_location(&body)?);
             let tags = arm::tags_of(&body)?;
             if rg_loc.is_none() {

@@ -108,6 +108,21 @@ pub(crate) fn forget(st: &mut WorldState, key: &str) {
     }
 }
 
+/// Whether `scope` is an existing secret (`{vault id}/secrets/{name}`): Key Vault RBAC takes
+/// role assignments at a single secret's scope.
+pub(crate) fn scope_exists(st: &WorldState, scope: &str) -> bool {
+    let lower = scope.trim_end_matches('/').to_ascii_lowercase();
+    let Some((vault, name)) = lower.rsplit_once("/secrets/") else {
+        return false;
+    };
+    !name.contains('/')
+        && st.resources.contains_key(vault)
+        && st
+            .vaults
+            .get(vault)
+            .is_some_and(|v| v.secrets.contains_key(name))
+}
+
 fn vault_uri(st: &WorldState, key: &str) -> Option<String> {
     st.vaults.get(key).map(|v| format!("{}/", v.server.url()))
 }
@@ -178,6 +193,30 @@ fn check_policies(v: Option<&Value>) -> Result<Vec<Value>, ArmError> {
     Ok(out)
 }
 
+/// The typed properties of a vault body (`VaultProperties` in the 2023-07-01 spec).
+const VAULT_TYPES: &[(&str, arm::Json)] = &[
+    ("properties", arm::Json::Obj),
+    ("properties.tenantId", arm::Json::Str),
+    ("properties.sku", arm::Json::Obj),
+    ("properties.sku.family", arm::Json::Str),
+    ("properties.sku.name", arm::Json::Str),
+    ("properties.accessPolicies", arm::Json::Arr),
+    ("properties.enabledForDeployment", arm::Json::Bool),
+    ("properties.enabledForDiskEncryption", arm::Json::Bool),
+    ("properties.enabledForTemplateDeployment", arm::Json::Bool),
+    ("properties.enableSoftDelete", arm::Json::Bool),
+    ("properties.softDeleteRetentionInDays", arm::Json::Int),
+    ("properties.enableRbacAuthorization", arm::Json::Bool),
+    ("properties.enablePurgeProtection", arm::Json::Bool),
+    (
+        "properties.createMode",
+        arm::Json::OneOf(&["recover", "default"]),
+    ),
+    ("properties.publicNetworkAccess", arm::Json::Str),
+    ("properties.networkAcls", arm::Json::Obj),
+    ("properties.vaultUri", arm::Json::Str),
+];
+
 fn valid_vault_name(n: &str) -> bool {
     (3..=24).contains(&n.len())
         && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -219,6 +258,7 @@ pub(crate) fn vault(world: &Arc<World>, req: &Req) -> ArmResult {
         Method::PUT | Method::PATCH => {
             arm::authorize(world, req, &format!("{FULL}/write"), &scope)?;
             let body = req.json()?;
+            arm::check_types(&Value::Object(body.clone()), VAULT_TYPES)?;
             let existing = world.lock().resources.get(&key).cloned();
             if req.method == Method::PATCH && existing.is_none() {
                 return Err(arm::resource_not_found(FULL, &name, &rg));
@@ -852,6 +892,30 @@ fn data_process(
             let Some(value) = b.get("value").and_then(Value::as_str) else {
                 return bad_parameter("Property 'value' is required and must be a string.");
             };
+            // Key Vault refuses a body whose optional fields have the wrong JSON type.
+            let typed =
+                |k: &str, ok: fn(&Value) -> bool| b.get(k).is_none_or(|v| v.is_null() || ok(v));
+            let attrs_ok = |v: &Value| {
+                v.as_object().is_some_and(|a| {
+                    a.get("enabled")
+                        .is_none_or(|e| e.is_null() || e.is_boolean())
+                        && ["nbf", "exp"]
+                            .iter()
+                            .all(|k| a.get(*k).is_none_or(|t| t.is_null() || t.is_i64()))
+                })
+            };
+            let tags_ok = |v: &Value| {
+                v.as_object()
+                    .is_some_and(|m| m.values().all(Value::is_string))
+            };
+            if !typed("contentType", Value::is_string)
+                || !typed("tags", tags_ok)
+                || !typed("attributes", attrs_ok)
+            {
+                return bad_parameter(
+                    "The request body is invalid: 'contentType' must be a string, 'tags' an object of strings, 'attributes' an object with a boolean 'enabled' and integer 'nbf'/'exp'.",
+                );
+            }
             let enabled = b
                 .get("attributes")
                 .and_then(|a| a.get("enabled"))

@@ -86,6 +86,7 @@ fn check_scope_exists(world: &World, scope: &str) -> Result<(), ArmError> {
         if segs.len() >= 8
             && !st.resources.contains_key(&rbac::normalize_scope(scope))
             && !crate::blob::scope_exists(&st, scope)
+            && !crate::keyvault::scope_exists(&st, scope)
         {
             let ty = segs[5..segs.len() - 1].join("/");
             return Err(super::resource_not_found(

@@ -541,6 +541,72 @@ pub(crate) fn tags_of(body: &Map<String, Value>) -> Result<Option<Value>, ArmErr
     }
 }
 
+/// The JSON type a body property must have (see [`check_types`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Json {
+    Bool,
+    Int,
+    Str,
+    Obj,
+    Arr,
+    /// A string from a closed set (matched ignoring case, as the RPs' enum converters do).
+    OneOf(&'static [&'static str]),
+}
+
+/// `InvalidRequestContent` for properties of the wrong JSON type, as ARM's deserializer answers
+/// (absent and `null` properties pass). `rules` are `(dotted path, type)`; a `[]` segment checks
+/// every item of an array.
+pub(crate) fn check_types(body: &Value, rules: &[(&str, Json)]) -> Result<(), ArmError> {
+    fn walk<'a>(v: &'a Value, path: &[&str], at: String, out: &mut Vec<(String, &'a Value)>) {
+        match path.split_first() {
+            None => out.push((at, v)),
+            Some((&"[]", rest)) => {
+                for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+                    walk(item, rest, format!("{at}[{i}]"), out);
+                }
+            }
+            Some((k, rest)) => {
+                if let Some(x) = v.get(*k).filter(|x| !x.is_null()) {
+                    let at = if at.is_empty() {
+                        (*k).to_owned()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    walk(x, rest, at, out);
+                }
+            }
+        }
+    }
+    for (path, want) in rules {
+        let segs: Vec<&str> = path.split('.').collect();
+        let mut found = Vec::new();
+        walk(body, &segs, String::new(), &mut found);
+        for (at, v) in found {
+            let (ok, ty) = match want {
+                Json::Bool => (v.is_boolean(), "System.Boolean"),
+                Json::Int => (v.is_i64() || v.is_u64(), "System.Int32"),
+                Json::Str => (v.is_string(), "System.String"),
+                Json::Obj => (v.is_object(), "an object"),
+                Json::Arr => (v.is_array(), "an array"),
+                Json::OneOf(set) => (
+                    v.as_str()
+                        .is_some_and(|s| set.iter().any(|x| x.eq_ignore_ascii_case(s))),
+                    "an enumeration value",
+                ),
+            };
+            if !ok {
+                return Err(ArmError::bad_request(
+                    "InvalidRequestContent",
+                    format!(
+                        "The request content was invalid and could not be deserialized: 'Error converting value {v} to type '{ty}'. Path '{at}'.'."
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Normalise the display form of a location (`West US` -> `westus`).
 pub(crate) fn norm_location(l: &str) -> String {
     l.chars()
