@@ -21,6 +21,17 @@
 //!   get it from `az account get-access-token`; reads use the VM identity's token as the
 //!   tutorials do. After a doc example rewrites `myVM`, its identities are put back so that later
 //!   token examples still find the VM their prerequisites describe.
+//! - data planes: the world also holds what the data-plane tutorials' portal steps create
+//!   (storage account `mystorageaccount` with `mycontainer/hello.txt`, key vault `mykeyvault`
+//!   with secret `MyTestSecret`, Cosmos DB account `mycosmosaccount`, Data Lake Store
+//!   `myadlsaccount` with `TestFolder`) and the grants the tutorials give `myVM`'s
+//!   system-assigned identity (Storage Blob Data Reader + Storage Account Contributor, a
+//!   Secret Management access policy, DocumentDB Account Contributor, ACLs r-x on `/` and rwx
+//!   on `/TestFolder`, Graph `Directory.Read.All`). `<ACCESS TOKEN>` in a data-plane request
+//!   is `myVM`'s IMDS token for that service; Graph writes other than `getMemberGroups` are
+//!   the operator's. Hosts (`<account>.blob.core.windows.net`, `<vault>.vault.azure.net`,
+//!   `<account>.documents.azure.com`, `<account>.azuredatalakestore.net`,
+//!   `graph.windows.net`) go to the fake's server of that resource.
 //! - CLI and PowerShell commands are parsed and checked statically but not replayed (their
 //!   requests depend on the tool's own defaults).
 //!
@@ -879,6 +890,11 @@ pub struct FakeDocsWorld {
     pub vm_principal_id: String,
     /// Placeholder values for the docs.
     pub placeholders: World,
+    /// Tokens of `myVM`'s system-assigned identity per data plane (audience), substituted
+    /// for the ARM token where a data-plane example sends `<ACCESS TOKEN>`.
+    pub data_tokens: BTreeMap<&'static str, String>,
+    /// The operator's Graph token: Graph writes (granting the app role) are the operator's.
+    operator_graph_token: String,
     /// Resource groups and identities the articles' setup steps create.
     pub extra_groups: Vec<String>,
     pub extra_identities: Vec<String>,
@@ -903,6 +919,22 @@ async fn send_json(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     ))
+}
+
+/// A token for `resource` from `myVM`'s IMDS (system-assigned identity).
+async fn imds_token(client: &reqwest::Client, imds: &str, resource: &str) -> Result<String> {
+    let resp = client
+        .get(format!(
+            "{imds}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}"
+        ))
+        .header("Metadata", "true")
+        .send()
+        .await?;
+    let body: Value = resp.json().await?;
+    Ok(body["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("IMDS token of {LINUX_VM} for {resource} failed: {body}"))?
+        .to_string())
 }
 
 impl FakeDocsWorld {
@@ -1051,19 +1083,20 @@ impl FakeDocsWorld {
             .skip(1)
             .map(|g| g.rsplit('/').next().unwrap_or(g).to_string())
             .collect();
+        let data = DataPlanes {
+            cloud: &cloud,
+            client: &client,
+            operator_token: &operator_token,
+            rg_id: &rg_id,
+            location: &loc,
+            vm_principal: &vm_principal_id,
+        }
+        .provision()
+        .await?;
         let imds = cloud
             .imds_url(&host_vm_id)
             .ok_or_else(|| anyhow!("{LINUX_VM} has no IMDS endpoint"))?;
-        let resp = client
-            .get(format!("{imds}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={ARM_RESOURCE}"))
-            .header("Metadata", "true")
-            .send()
-            .await?;
-        let body: Value = resp.json().await?;
-        let vm_token = body["access_token"]
-            .as_str()
-            .ok_or_else(|| anyhow!("IMDS token for {LINUX_VM} failed: {body}"))?
-            .to_string();
+        let vm_token = imds_token(&client, &imds, ARM_RESOURCE).await?;
         let mut w = World::new();
         w.set("subscription_id", sub.clone())
             .set("resource_group", RG)
@@ -1076,7 +1109,14 @@ impl FakeDocsWorld {
             .set("tenant_id", cloud.tenant_id())
             .set("location", loc)
             .set("access_token", vm_token.clone());
+        let mut data_tokens = BTreeMap::new();
+        for (service, resource) in DATA_AUDIENCES {
+            data_tokens.insert(service, imds_token(&client, &imds, resource).await?);
+        }
+        data.fill(&mut w, &data_tokens);
         Ok(Self {
+            data_tokens,
+            operator_graph_token: data.operator_graph_token.clone(),
             extra_groups,
             extra_identities: prereqs
                 .identities
@@ -1139,6 +1179,249 @@ impl FakeDocsWorld {
             Some(&json!({"identity": identity})),
         )
         .await;
+    }
+}
+
+// ------------------------------------------------------------------ data planes of the world
+
+/// Data-plane audiences `myVM` fetches tokens for (the `data_tokens` keys).
+const DATA_AUDIENCES: [(&str, &str); 4] = [
+    ("blob", "https://storage.azure.com/"),
+    ("vault", "https://vault.azure.net"),
+    ("datalake", "https://datalake.azure.net/"),
+    ("graph", "https://graph.windows.net"),
+];
+const STORAGE_ACCOUNT: &str = "mystorageaccount";
+const CONTAINER: &str = "mycontainer";
+const BLOB: &str = "hello.txt";
+const VAULT: &str = "mykeyvault";
+const SECRET: &str = "MyTestSecret";
+const COSMOS: &str = "mycosmosaccount";
+const ADLS: &str = "myadlsaccount";
+const ADLS_FOLDER: &str = "TestFolder";
+
+/// What the tutorials' portal steps create in the data planes, and the grants they give the
+/// VM's system-assigned identity (as in `scenarios/storage|keyvault|cosmos|datalake|graph`).
+struct DataPlanes<'a> {
+    cloud: &'a FakeCloud,
+    client: &'a reqwest::Client,
+    operator_token: &'a str,
+    rg_id: &'a str,
+    location: &'a str,
+    vm_principal: &'a str,
+}
+
+/// Facts the placeholders need once the data planes exist.
+struct DataFacts {
+    vault_host: String,
+    /// The operator's Graph token (`az account get-access-token --resource https://graph.windows.net/`).
+    operator_graph_token: String,
+}
+
+impl DataPlanes<'_> {
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let (status, v) = send_json(self.client, method, url, token, body).await?;
+        if !(200..300).contains(&status) {
+            bail!("{method} {url} answered {status}: {v}");
+        }
+        Ok(v)
+    }
+
+    async fn arm_put(&self, path: &str, api: &str, body: &Value) -> Result<Value> {
+        let url = format!("{}{path}?api-version={api}", self.cloud.arm_url());
+        self.call("PUT", &url, self.operator_token, Some(body))
+            .await
+    }
+
+    async fn role(&self, scope: &str, role: &str, principal: &str) -> Result<()> {
+        let def = mic_core::roles::find_role(role).ok_or_else(|| anyhow!("no role {role}"))?;
+        let sub = self.cloud.subscription_id();
+        self.arm_put(
+            &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", uuid::Uuid::new_v4()),
+            "2022-04-01",
+            &json!({"properties": {"roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{}", def.id), "principalId": principal, "principalType": "ServicePrincipal"}}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The deployer's token for a data plane (`az account get-access-token --resource`).
+    async fn deployer_token(&self, resource: &str) -> Result<String> {
+        let d = self.cloud.deployer();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", d.client_id.as_str()),
+            ("client_secret", d.client_secret.as_str()),
+            ("resource", resource),
+        ];
+        let url = format!(
+            "{}/{}/oauth2/token",
+            self.cloud.login_url(),
+            self.cloud.tenant_id()
+        );
+        let body: Value = self
+            .client
+            .post(url)
+            .form(&form)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("deployer token for {resource} failed: {body}"))?
+            .to_string())
+    }
+
+    fn service_url(&self, name: &str) -> Result<String> {
+        self.cloud
+            .service_urls()
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, u)| u.trim_end_matches('/').to_string())
+            .ok_or_else(|| anyhow!("the fake cloud serves no `{name}`"))
+    }
+
+    async fn provision(&self) -> Result<DataFacts> {
+        let deployer = self.cloud.deployer().object_id;
+        let (rg, loc, vm) = (self.rg_id, self.location, self.vm_principal);
+        // Storage: a StorageV2 account, the tutorials' container and blob (the portal user
+        // uploads with a data role), the VM reads with a data role and lists keys / SAS as
+        // Storage Account Contributor.
+        let account = format!("{rg}/providers/Microsoft.Storage/storageAccounts/{STORAGE_ACCOUNT}");
+        self.arm_put(
+            &account,
+            "2023-05-01",
+            &json!({"location": loc, "kind": "StorageV2", "sku": {"name": "Standard_LRS"}}),
+        )
+        .await?;
+        self.role(&account, "Storage Blob Data Contributor", &deployer)
+            .await?;
+        self.role(&account, "Storage Blob Data Reader", vm).await?;
+        self.role(&account, "Storage Account Contributor", vm)
+            .await?;
+        let blob = self.service_url(&format!("blob:{STORAGE_ACCOUNT}"))?;
+        let st = self.deployer_token("https://storage.azure.com/").await?;
+        for (url, body) in [
+            (format!("{blob}/{CONTAINER}?restype=container"), None),
+            (
+                format!("{blob}/{CONTAINER}/{BLOB}"),
+                Some("Hello world! :)"),
+            ),
+        ] {
+            let mut b = self
+                .client
+                .put(&url)
+                .bearer_auth(&st)
+                .header("x-ms-version", "2017-11-09");
+            if let Some(body) = body {
+                b = b.header("x-ms-blob-type", "BlockBlob").body(body);
+            }
+            let r = b.send().await?;
+            if !r.status().is_success() {
+                bail!(
+                    "PUT {url} answered {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
+            }
+        }
+        // Key Vault: the secret, and the "Secret Management" access policy for the VM.
+        let tenant = self.cloud.tenant_id();
+        let vault = format!("{rg}/providers/Microsoft.KeyVault/vaults/{VAULT}");
+        let v = self.arm_put(&vault, "2023-07-01", &json!({"location": loc, "properties": {
+            "tenantId": tenant, "sku": {"family": "A", "name": "standard"},
+            "accessPolicies": [{"tenantId": tenant, "objectId": deployer, "permissions": {"keys": [], "secrets": ["get", "list", "set", "delete"], "certificates": []}}],
+        }})).await?;
+        self.arm_put(&format!("{vault}/accessPolicies/add"), "2023-07-01", &json!({"properties": {"accessPolicies": [{
+            "tenantId": tenant, "objectId": vm,
+            "permissions": {"keys": [], "secrets": ["get", "list", "set", "delete", "recover", "backup", "restore"], "certificates": []},
+        }]}})).await?;
+        let vault_base = self.service_url(&format!("vault:{VAULT}"))?;
+        let kt = self.deployer_token("https://vault.azure.net").await?;
+        self.call(
+            "PUT",
+            &format!("{vault_base}/secrets/{SECRET}?api-version=7.4"),
+            &kt,
+            Some(&json!({"value": "p@ssw0rd!"})),
+        )
+        .await?;
+        // The doc's `<YOUR-KEY-VAULT-URL>` is the host of the vault's public URI (routed to
+        // the fake's server for `vault:<name>`).
+        let vault_host = v
+            .pointer("/properties/vaultUri")
+            .and_then(Value::as_str)
+            .filter(|u| u.starts_with("https://"))
+            .map_or_else(
+                || format!("{VAULT}.vault.azure.net"),
+                |u| {
+                    u.trim_start_matches("https://")
+                        .trim_end_matches('/')
+                        .to_string()
+                },
+            );
+        // Cosmos DB: the account; the VM lists its keys as DocumentDB Account Contributor.
+        let cosmos = format!("{rg}/providers/Microsoft.DocumentDB/databaseAccounts/{COSMOS}");
+        self.arm_put(&cosmos, "2024-05-15", &json!({"location": loc, "kind": "GlobalDocumentDB", "properties": {
+            "databaseAccountOfferType": "Standard", "locations": [{"locationName": loc, "failoverPriority": 0}]}})).await?;
+        self.role(&cosmos, "DocumentDB Account Contributor", vm)
+            .await?;
+        // Data Lake Store: the folder, r-x on the root and rwx on the folder for the VM.
+        let adls = format!("{rg}/providers/Microsoft.DataLakeStore/accounts/{ADLS}");
+        self.arm_put(&adls, "2016-11-01", &json!({"location": loc}))
+            .await?;
+        let lake = self.service_url(&format!("datalake:{ADLS}"))?;
+        let dt = self.deployer_token("https://datalake.azure.net/").await?;
+        self.call(
+            "PUT",
+            &format!("{lake}/webhdfs/v1/{ADLS_FOLDER}?op=MKDIRS"),
+            &dt,
+            None,
+        )
+        .await?;
+        for (path, perms) in [("/", "r-x"), (&format!("/{ADLS_FOLDER}") as &str, "rwx")] {
+            let spec = format!("user:{vm}:{perms}").replace(':', "%3A");
+            self.call(
+                "PUT",
+                &format!("{lake}/webhdfs/v1{path}?op=MODIFYACLENTRIES&aclspec={spec}"),
+                &dt,
+                None,
+            )
+            .await?;
+        }
+        // Graph: Directory.Read.All for the VM (before its Graph token is minted).
+        self.cloud
+            .grant_graph_app_role(vm, "Directory.Read.All")
+            .ok_or_else(|| anyhow!("the fake Graph has no Directory.Read.All app role"))?;
+        let operator_graph_token = self.deployer_token("https://graph.windows.net/").await?;
+        Ok(DataFacts {
+            vault_host,
+            operator_graph_token,
+        })
+    }
+}
+
+impl DataFacts {
+    fn fill(&self, w: &mut World, tokens: &BTreeMap<&'static str, String>) {
+        w.set("storage_account", STORAGE_ACCOUNT)
+            .set("containername", CONTAINER)
+            .set("filename", BLOB)
+            .set("yourkeyvaulturl", self.vault_host.clone())
+            .set("secretname", SECRET)
+            .set("COSMOS DB ACCOUNT NAME", COSMOS)
+            .set("keyoperationtype", "listKeys")
+            .set("youradlsname", ADLS)
+            .set("foldername", ADLS_FOLDER)
+            .set("expirationtime", "2099-01-01T00:00:00Z");
+        if let Some(t) = tokens.get("vault") {
+            w.set("keyvaulttoken", t.clone());
+        }
     }
 }
 
@@ -1338,6 +1621,20 @@ impl FakeExecutor {
             {
                 v = v.replace(&self.world.vm_token, &self.world.operator_token);
             }
+            // `<ACCESS TOKEN>` in a data-plane example is the token the tutorial fetched
+            // for that service just before.
+            // Graph writes other than the VM's own `getMemberGroups` are the operator's setup
+            // steps (`az account get-access-token --resource https://graph.windows.net/`).
+            let graph_setup = req.service == Service::Graph
+                && write
+                && !url.to_ascii_lowercase().contains("/getmember");
+            if k.eq_ignore_ascii_case("authorization") {
+                if graph_setup {
+                    v = v.replace(&self.world.vm_token, &self.world.operator_graph_token);
+                } else if let Some(t) = self.world.data_tokens.get(data_plane_key(req.service)) {
+                    v = v.replace(&self.world.vm_token, t);
+                }
+            }
             b = b.header(k.as_str(), v);
         }
         if let Some(body) = &req.body {
@@ -1381,6 +1678,17 @@ impl FakeExecutor {
             headers,
             body,
         })
+    }
+}
+
+/// The `data_tokens` key of a data-plane service (`""` for the others).
+fn data_plane_key(s: Service) -> &'static str {
+    match s {
+        Service::Blob => "blob",
+        Service::KeyVault => "vault",
+        Service::DataLake => "datalake",
+        Service::Graph => "graph",
+        _ => "",
     }
 }
 
