@@ -541,7 +541,7 @@ fn reason_group(reason: &str) -> String {
         ),
         (
             "which the scenario world does not provide",
-            "needs names the scenario world does not provide (storage account, key vault, Data Lake, Cosmos DB ...)",
+            "needs values the scenario world does not provide (variables set in earlier blocks, passwords ...)",
         ),
         (
             "CLI/PowerShell command: checked statically",
