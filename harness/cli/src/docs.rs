@@ -27,7 +27,7 @@
 //!   `myadlsaccount` with `TestFolder`) and the grants the tutorials give `myVM`'s
 //!   system-assigned identity (Storage Blob Data Reader + Storage Account Contributor, a
 //!   Secret Management access policy, DocumentDB Account Contributor, ACLs r-x on `/` and rwx
-//!   on `/TestFolder`, Graph `Directory.Read.All`). `<ACCESS TOKEN>` in a data-plane request
+//!   on `/TestFolder`, Graph `Directory.Read.All` and membership of group `myGroup`). `<ACCESS TOKEN>` in a data-plane request
 //!   is `myVM`'s IMDS token for that service; Graph writes other than `getMemberGroups` are
 //!   the operator's. Hosts (`<account>.blob.core.windows.net`, `<vault>.vault.azure.net`,
 //!   `<account>.documents.azure.com`, `<account>.azuredatalakestore.net`,
@@ -277,6 +277,13 @@ async fn check(args: CheckArgs, scenarios: &Path) -> Result<ExitCode> {
             .await
             .map_err(|e| anyhow!("the check panicked: {e}"))?;
             fake.cloud.clone().shutdown().await;
+            let mut reports = reports;
+            for b in reports.iter_mut().flat_map(|r| r.blocks.iter_mut()) {
+                b.reason = mask_secrets(&b.reason, &fake.secrets);
+                for f in &mut b.findings {
+                    f.message = mask_secrets(&f.message, &fake.secrets);
+                }
+            }
             (reports, line)
         }
     };
@@ -895,6 +902,8 @@ pub struct FakeDocsWorld {
     pub data_tokens: BTreeMap<&'static str, String>,
     /// The operator's Graph token: Graph writes (granting the app role) are the operator's.
     operator_graph_token: String,
+    /// Keys and tokens of the world, masked in reports.
+    pub secrets: Vec<String>,
     /// Resource groups and identities the articles' setup steps create.
     pub extra_groups: Vec<String>,
     pub extra_identities: Vec<String>,
@@ -1114,9 +1123,22 @@ impl FakeDocsWorld {
             data_tokens.insert(service, imds_token(&client, &imds, resource).await?);
         }
         data.fill(&mut w, &data_tokens);
+        let secrets = data
+            .secrets
+            .iter()
+            .cloned()
+            .chain(data_tokens.values().cloned())
+            .chain([
+                vm_token.clone(),
+                operator_token.clone(),
+                data.operator_graph_token.clone(),
+            ])
+            .collect();
         Ok(Self {
+            secrets,
             data_tokens,
             operator_graph_token: data.operator_graph_token.clone(),
+
             extra_groups,
             extra_identities: prereqs
                 .identities
@@ -1216,6 +1238,8 @@ struct DataFacts {
     vault_host: String,
     /// The operator's Graph token (`az account get-access-token --resource https://graph.windows.net/`).
     operator_graph_token: String,
+    /// Account keys the examples may print: masked in the report.
+    secrets: Vec<String>,
 }
 
 impl DataPlanes<'_> {
@@ -1399,12 +1423,82 @@ impl DataPlanes<'_> {
         self.cloud
             .grant_graph_app_role(vm, "Directory.Read.All")
             .ok_or_else(|| anyhow!("the fake Graph has no Directory.Read.All app role"))?;
+        // The group the tutorials add the VM's service principal to (New-AzureADGroup,
+        // Add-AzureADGroupMember as the operator), so getMemberGroups has something to list.
         let operator_graph_token = self.deployer_token("https://graph.windows.net/").await?;
+        let graph = self.cloud.graph_url();
+        let graph = graph.trim_end_matches('/');
+        let group = self
+            .call(
+                "POST",
+                &format!("{graph}/myorganization/groups?api-version=1.6"),
+                &operator_graph_token,
+                Some(&json!({"displayName": "myGroup", "mailEnabled": false, "mailNickname": "NotSet", "securityEnabled": true})),
+            )
+            .await?;
+        let group_id = group["objectId"]
+            .as_str()
+            .ok_or_else(|| anyhow!("Graph group without objectId: {group}"))?;
+        let tenant = self.cloud.tenant_id();
+        self.call(
+            "POST",
+            &format!("{graph}/myorganization/groups/{group_id}/$links/members?api-version=1.6"),
+            &operator_graph_token,
+            Some(&json!({"url": format!("{graph}/{tenant}/directoryObjects/{vm}")})),
+        )
+        .await?;
+        // The keys the listKeys examples return: masked wherever a report would print them.
+        let mut secrets = Vec::new();
+        for path in [&account, &cosmos] {
+            let api = if path == &account {
+                "2023-05-01"
+            } else {
+                "2024-05-15"
+            };
+            let url = format!("{}{path}/listKeys?api-version={api}", self.cloud.arm_url());
+            let keys = self.call("POST", &url, self.operator_token, None).await?;
+            collect_strings(&keys, &mut secrets);
+        }
+        secrets.retain(|k| k.len() >= 20);
         Ok(DataFacts {
             vault_host,
             operator_graph_token,
+            secrets,
         })
     }
+}
+
+/// Every string in a JSON value (the key values of a listKeys response).
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(m) => m.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// Hide the world's keys and tokens and every SAS signature (`sig=...`) in a report text.
+pub fn mask_secrets(text: &str, secrets: &[String]) -> String {
+    let mut s = text.to_string();
+    for k in secrets.iter().filter(|k| !k.is_empty()) {
+        if s.contains(k.as_str()) {
+            s = s.replace(k.as_str(), "[secret]");
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(i) = rest.find("sig=") {
+        out.push_str(&rest[..i + 4]);
+        let after = &rest[i + 4..];
+        let end = after
+            .find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace())
+            .unwrap_or(after.len());
+        out.push_str(if end == 0 { "" } else { "[signature]" });
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl DataFacts {
@@ -1730,6 +1824,19 @@ impl Executor for FakeExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_and_sas_signatures_are_masked() {
+        let keys = vec!["c2VjcmV0LWtleS12YWx1ZS0xMjM0NTY3ODkw".to_string()];
+        assert_eq!(
+            mask_secrets(
+                r#"doc shows "sv=2015-04-05&sr=c&sig=QcVw%2F0%3D", service returns "se=x&sig=a3D%2B&sp=r"; key c2VjcmV0LWtleS12YWx1ZS0xMjM0NTY3ODkw"#,
+                &keys
+            ),
+            r#"doc shows "sv=2015-04-05&sr=c&sig=[signature]", service returns "se=x&sig=[signature]&sp=r"; key [secret]"#
+        );
+        assert_eq!(mask_secrets("no secret, sig=", &keys), "no secret, sig=");
+    }
 
     #[test]
     fn reason_groups_drop_line_numbers() {
