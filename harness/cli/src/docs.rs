@@ -1646,6 +1646,34 @@ impl FakeExecutor {
         }
     }
 
+    /// The Linux Graph tutorial's operator step granting `Directory.Read.All` to the VM: the
+    /// world granted exactly that assignment up front (so that the earlier Windows tutorial's
+    /// token examples work), and Azure answers a repeat with 400 "One or more properties are
+    /// invalid" (as the article itself notes), so sending it again checks nothing.
+    fn repeated_graph_grant(&self, req: &ResolvedRequest) -> Option<String> {
+        if req.service != Service::Graph
+            || req.method != "POST"
+            || !req.url.to_ascii_lowercase().contains("/approleassignments")
+        {
+            return None;
+        }
+        let body: Value = serde_json::from_str(req.body.as_deref()?).ok()?;
+        let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
+        let read_all = mic_fake::graph::GRAPH_APP_ROLES
+            .iter()
+            .find(|(_, v, _)| *v == "Directory.Read.All")?
+            .0;
+        (field("id").eq_ignore_ascii_case(read_all)
+            && field("principalId").eq_ignore_ascii_case(&self.world.vm_principal_id)
+            && field("resourceId").eq_ignore_ascii_case(mic_fake::graph::GRAPH_SP_OBJECT_ID))
+        .then(|| {
+            "the scenario world already granted this app role (Directory.Read.All for the VM, \
+             so that the Graph token examples work); Azure answers a repeat with 400 \
+             Request_BadRequest"
+                .to_string()
+        })
+    }
+
     /// `/subscriptions/<sample GUID>/` stands for the reader's subscription.
     fn sample_subscription(&self, path: &str) -> String {
         let lower = path.to_ascii_lowercase();
@@ -1815,6 +1843,9 @@ impl Executor for FakeExecutor {
                 "needs {} which the scenario world does not provide",
                 req.unresolved.join(", ")
             ));
+        }
+        if let Some(why) = self.repeated_graph_grant(req) {
+            return Err(why);
         }
         let url = self.route(req)?;
         self.handle.block_on(self.send(req, url))

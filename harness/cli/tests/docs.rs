@@ -161,6 +161,14 @@ fn seed_articles_against_the_fake_cloud() {
         "{}",
         reason(b)
     );
+    // The SAS signature the listServiceSas example prints is masked in the report.
+    let b = block_at(r004, 3038);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(reason(b).contains("sig=[signature]"), "{}", reason(b));
+    // The world granted Directory.Read.All up front: the Linux tutorial's repeat is not sent.
+    let b = block_at(r004, 3619);
+    assert_eq!(status(b), "not-checkable");
+    assert!(reason(b).contains("already granted"), "{}", reason(b));
     // What still cannot run says why: a PowerShell variable built in an earlier block.
     let b = block_at(r004, 1395);
     assert_eq!(status(b), "not-checkable");
