@@ -23,15 +23,17 @@
 //!   token examples still find the VM their prerequisites describe.
 //! - data planes: the world also holds what the data-plane tutorials' portal steps create
 //!   (storage account `mystorageaccount` with `mycontainer/hello.txt`, key vault `mykeyvault`
-//!   with secret `MyTestSecret`, Cosmos DB account `mycosmosaccount`, Data Lake Store
-//!   `myadlsaccount` with `TestFolder`) and the grants the tutorials give `myVM`'s
-//!   system-assigned identity (Storage Blob Data Reader + Storage Account Contributor, a
-//!   Secret Management access policy, DocumentDB Account Contributor, ACLs r-x on `/` and rwx
-//!   on `/TestFolder`, Graph `Directory.Read.All` and membership of group `myGroup`). `<ACCESS TOKEN>` in a data-plane request
-//!   is `myVM`'s IMDS token for that service; Graph writes other than `getMemberGroups` are
-//!   the operator's. Hosts (`<account>.blob.core.windows.net`, `<vault>.vault.azure.net`,
+//!   with secret `MyTestSecret`, Cosmos DB account `mycosmosaccount` with database and
+//!   collection `Test`, Data Lake Store `myadlsaccount` with `TestFolder`) and the grants the
+//!   tutorials give `myVM`'s system-assigned identity (Storage Blob Data Reader + Storage
+//!   Account Contributor, a Secret Management access policy, DocumentDB Account Contributor,
+//!   ACLs r-x on `/` and rwx on `/TestFolder`, Graph `Directory.Read.All` and membership of
+//!   group `myGroup`). `<ACCESS TOKEN>` in a data-plane request is `myVM`'s IMDS token for
+//!   that service; Graph writes other than `getMemberGroups` are the operator's. Hosts
+//!   (`<account>.blob.core.windows.net`, `<vault>.vault.azure.net`,
 //!   `<account>.documents.azure.com`, `<account>.azuredatalakestore.net`,
-//!   `graph.windows.net`) go to the fake's server of that resource.
+//!   `graph.windows.net`) go to the fake's server of that resource. Keys, tokens and SAS
+//!   signatures are masked in the report.
 //! - CLI and PowerShell commands are parsed and checked statically but not replayed (their
 //!   requests depend on the tool's own defaults).
 //!
@@ -1396,6 +1398,51 @@ impl DataPlanes<'_> {
             "databaseAccountOfferType": "Standard", "locations": [{"locationName": loc, "failoverPriority": 0}]}})).await?;
         self.role(&cosmos, "DocumentDB Account Contributor", vm)
             .await?;
+        // The tutorial's database and collection `Test` (created in the portal): data-plane
+        // requests signed with the account's master key.
+        let keys = self
+            .call(
+                "POST",
+                &format!(
+                    "{}{cosmos}/listKeys?api-version=2024-05-15",
+                    self.cloud.arm_url()
+                ),
+                self.operator_token,
+                None,
+            )
+            .await?;
+        let master = keys["primaryMasterKey"].as_str().unwrap_or_default();
+        let docs = self.service_url(&format!("cosmos:{COSMOS}"))?;
+        for (path, ty, link, body) in [
+            ("dbs", "dbs", "", json!({"id": "Test"})),
+            (
+                "dbs/Test/colls",
+                "colls",
+                "dbs/Test",
+                json!({"id": "Test", "partitionKey": {"paths": ["/id"], "kind": "Hash"}}),
+            ),
+        ] {
+            let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+            let auth = mic_core::sign::cosmos_authorization("POST", ty, link, &date, master)
+                .map_err(|e| anyhow!("signing the Cosmos DB request: {e}"))?;
+            let url = format!("{docs}/{path}");
+            let r = self
+                .client
+                .post(&url)
+                .header("authorization", auth)
+                .header("x-ms-date", date)
+                .header("x-ms-version", "2018-12-31")
+                .json(&body)
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!(
+                    "POST {url} answered {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
+            }
+        }
         // Data Lake Store: the folder, r-x on the root and rwx on the folder for the VM.
         let adls = format!("{rg}/providers/Microsoft.DataLakeStore/accounts/{ADLS}");
         self.arm_put(&adls, "2016-11-01", &json!({"location": loc}))
