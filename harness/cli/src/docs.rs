@@ -21,6 +21,19 @@
 //!   get it from `az account get-access-token`; reads use the VM identity's token as the
 //!   tutorials do. After a doc example rewrites `myVM`, its identities are put back so that later
 //!   token examples still find the VM their prerequisites describe.
+//! - data planes: the world also holds what the data-plane tutorials' portal steps create
+//!   (storage account `mystorageaccount` with `mycontainer/hello.txt`, key vault `mykeyvault`
+//!   with secret `MyTestSecret`, Cosmos DB account `mycosmosaccount` with database and
+//!   collection `Test`, Data Lake Store `myadlsaccount` with `TestFolder`) and the grants the
+//!   tutorials give `myVM`'s system-assigned identity (Storage Blob Data Reader + Storage
+//!   Account Contributor, a Secret Management access policy, DocumentDB Account Contributor,
+//!   ACLs r-x on `/` and rwx on `/TestFolder`, Graph `Directory.Read.All` and membership of
+//!   group `myGroup`). `<ACCESS TOKEN>` in a data-plane request is `myVM`'s IMDS token for
+//!   that service; Graph writes other than `getMemberGroups` are the operator's. Hosts
+//!   (`<account>.blob.core.windows.net`, `<vault>.vault.azure.net`,
+//!   `<account>.documents.azure.com`, `<account>.azuredatalakestore.net`,
+//!   `graph.windows.net`) go to the fake's server of that resource. Keys, tokens and SAS
+//!   signatures are masked in the report.
 //! - CLI and PowerShell commands are parsed and checked statically but not replayed (their
 //!   requests depend on the tool's own defaults).
 //!
@@ -266,6 +279,13 @@ async fn check(args: CheckArgs, scenarios: &Path) -> Result<ExitCode> {
             .await
             .map_err(|e| anyhow!("the check panicked: {e}"))?;
             fake.cloud.clone().shutdown().await;
+            let mut reports = reports;
+            for b in reports.iter_mut().flat_map(|r| r.blocks.iter_mut()) {
+                b.reason = mask_secrets(&b.reason, &fake.secrets);
+                for f in &mut b.findings {
+                    f.message = mask_secrets(&f.message, &fake.secrets);
+                }
+            }
             (reports, line)
         }
     };
@@ -530,7 +550,7 @@ fn reason_group(reason: &str) -> String {
         ),
         (
             "which the scenario world does not provide",
-            "needs names the scenario world does not provide (storage account, key vault, Data Lake, Cosmos DB ...)",
+            "needs values the scenario world does not provide (variables set in earlier blocks, passwords ...)",
         ),
         (
             "CLI/PowerShell command: checked statically",
@@ -879,6 +899,13 @@ pub struct FakeDocsWorld {
     pub vm_principal_id: String,
     /// Placeholder values for the docs.
     pub placeholders: World,
+    /// Tokens of `myVM`'s system-assigned identity per data plane (audience), substituted
+    /// for the ARM token where a data-plane example sends `<ACCESS TOKEN>`.
+    pub data_tokens: BTreeMap<&'static str, String>,
+    /// The operator's Graph token: Graph writes (granting the app role) are the operator's.
+    operator_graph_token: String,
+    /// Keys and tokens of the world, masked in reports.
+    pub secrets: Vec<String>,
     /// Resource groups and identities the articles' setup steps create.
     pub extra_groups: Vec<String>,
     pub extra_identities: Vec<String>,
@@ -903,6 +930,22 @@ async fn send_json(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     ))
+}
+
+/// A token for `resource` from `myVM`'s IMDS (system-assigned identity).
+async fn imds_token(client: &reqwest::Client, imds: &str, resource: &str) -> Result<String> {
+    let resp = client
+        .get(format!(
+            "{imds}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}"
+        ))
+        .header("Metadata", "true")
+        .send()
+        .await?;
+    let body: Value = resp.json().await?;
+    Ok(body["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("IMDS token of {LINUX_VM} for {resource} failed: {body}"))?
+        .to_string())
 }
 
 impl FakeDocsWorld {
@@ -1051,19 +1094,20 @@ impl FakeDocsWorld {
             .skip(1)
             .map(|g| g.rsplit('/').next().unwrap_or(g).to_string())
             .collect();
+        let data = DataPlanes {
+            cloud: &cloud,
+            client: &client,
+            operator_token: &operator_token,
+            rg_id: &rg_id,
+            location: &loc,
+            vm_principal: &vm_principal_id,
+        }
+        .provision()
+        .await?;
         let imds = cloud
             .imds_url(&host_vm_id)
             .ok_or_else(|| anyhow!("{LINUX_VM} has no IMDS endpoint"))?;
-        let resp = client
-            .get(format!("{imds}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={ARM_RESOURCE}"))
-            .header("Metadata", "true")
-            .send()
-            .await?;
-        let body: Value = resp.json().await?;
-        let vm_token = body["access_token"]
-            .as_str()
-            .ok_or_else(|| anyhow!("IMDS token for {LINUX_VM} failed: {body}"))?
-            .to_string();
+        let vm_token = imds_token(&client, &imds, ARM_RESOURCE).await?;
         let mut w = World::new();
         w.set("subscription_id", sub.clone())
             .set("resource_group", RG)
@@ -1076,7 +1120,27 @@ impl FakeDocsWorld {
             .set("tenant_id", cloud.tenant_id())
             .set("location", loc)
             .set("access_token", vm_token.clone());
+        let mut data_tokens = BTreeMap::new();
+        for (service, resource) in DATA_AUDIENCES {
+            data_tokens.insert(service, imds_token(&client, &imds, resource).await?);
+        }
+        data.fill(&mut w, &data_tokens);
+        let secrets = data
+            .secrets
+            .iter()
+            .cloned()
+            .chain(data_tokens.values().cloned())
+            .chain([
+                vm_token.clone(),
+                operator_token.clone(),
+                data.operator_graph_token.clone(),
+            ])
+            .collect();
         Ok(Self {
+            secrets,
+            data_tokens,
+            operator_graph_token: data.operator_graph_token.clone(),
+
             extra_groups,
             extra_identities: prereqs
                 .identities
@@ -1139,6 +1203,366 @@ impl FakeDocsWorld {
             Some(&json!({"identity": identity})),
         )
         .await;
+    }
+}
+
+// ------------------------------------------------------------------ data planes of the world
+
+/// Data-plane audiences `myVM` fetches tokens for (the `data_tokens` keys).
+const DATA_AUDIENCES: [(&str, &str); 4] = [
+    ("blob", "https://storage.azure.com/"),
+    ("vault", "https://vault.azure.net"),
+    ("datalake", "https://datalake.azure.net/"),
+    ("graph", "https://graph.windows.net"),
+];
+const STORAGE_ACCOUNT: &str = "mystorageaccount";
+const CONTAINER: &str = "mycontainer";
+const BLOB: &str = "hello.txt";
+const VAULT: &str = "mykeyvault";
+const SECRET: &str = "MyTestSecret";
+const COSMOS: &str = "mycosmosaccount";
+const ADLS: &str = "myadlsaccount";
+const ADLS_FOLDER: &str = "TestFolder";
+
+/// What the tutorials' portal steps create in the data planes, and the grants they give the
+/// VM's system-assigned identity (as in `scenarios/storage|keyvault|cosmos|datalake|graph`).
+struct DataPlanes<'a> {
+    cloud: &'a FakeCloud,
+    client: &'a reqwest::Client,
+    operator_token: &'a str,
+    rg_id: &'a str,
+    location: &'a str,
+    vm_principal: &'a str,
+}
+
+/// Facts the placeholders need once the data planes exist.
+struct DataFacts {
+    vault_host: String,
+    /// The operator's Graph token (`az account get-access-token --resource https://graph.windows.net/`).
+    operator_graph_token: String,
+    /// Account keys the examples may print: masked in the report.
+    secrets: Vec<String>,
+}
+
+impl DataPlanes<'_> {
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let (status, v) = send_json(self.client, method, url, token, body).await?;
+        if !(200..300).contains(&status) {
+            bail!("{method} {url} answered {status}: {v}");
+        }
+        Ok(v)
+    }
+
+    async fn arm_put(&self, path: &str, api: &str, body: &Value) -> Result<Value> {
+        let url = format!("{}{path}?api-version={api}", self.cloud.arm_url());
+        self.call("PUT", &url, self.operator_token, Some(body))
+            .await
+    }
+
+    async fn role(&self, scope: &str, role: &str, principal: &str) -> Result<()> {
+        let def = mic_core::roles::find_role(role).ok_or_else(|| anyhow!("no role {role}"))?;
+        let sub = self.cloud.subscription_id();
+        self.arm_put(
+            &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", uuid::Uuid::new_v4()),
+            "2022-04-01",
+            &json!({"properties": {"roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{}", def.id), "principalId": principal, "principalType": "ServicePrincipal"}}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The deployer's token for a data plane (`az account get-access-token --resource`).
+    async fn deployer_token(&self, resource: &str) -> Result<String> {
+        let d = self.cloud.deployer();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", d.client_id.as_str()),
+            ("client_secret", d.client_secret.as_str()),
+            ("resource", resource),
+        ];
+        let url = format!(
+            "{}/{}/oauth2/token",
+            self.cloud.login_url(),
+            self.cloud.tenant_id()
+        );
+        let body: Value = self
+            .client
+            .post(url)
+            .form(&form)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("deployer token for {resource} failed: {body}"))?
+            .to_string())
+    }
+
+    fn service_url(&self, name: &str) -> Result<String> {
+        self.cloud
+            .service_urls()
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, u)| u.trim_end_matches('/').to_string())
+            .ok_or_else(|| anyhow!("the fake cloud serves no `{name}`"))
+    }
+
+    async fn provision(&self) -> Result<DataFacts> {
+        let deployer = self.cloud.deployer().object_id;
+        let (rg, loc, vm) = (self.rg_id, self.location, self.vm_principal);
+        // Storage: a StorageV2 account, the tutorials' container and blob (the portal user
+        // uploads with a data role), the VM reads with a data role and lists keys / SAS as
+        // Storage Account Contributor.
+        let account = format!("{rg}/providers/Microsoft.Storage/storageAccounts/{STORAGE_ACCOUNT}");
+        self.arm_put(
+            &account,
+            "2023-05-01",
+            &json!({"location": loc, "kind": "StorageV2", "sku": {"name": "Standard_LRS"}}),
+        )
+        .await?;
+        self.role(&account, "Storage Blob Data Contributor", &deployer)
+            .await?;
+        self.role(&account, "Storage Blob Data Reader", vm).await?;
+        self.role(&account, "Storage Account Contributor", vm)
+            .await?;
+        let blob = self.service_url(&format!("blob:{STORAGE_ACCOUNT}"))?;
+        let st = self.deployer_token("https://storage.azure.com/").await?;
+        for (url, body) in [
+            (format!("{blob}/{CONTAINER}?restype=container"), None),
+            (
+                format!("{blob}/{CONTAINER}/{BLOB}"),
+                Some("Hello world! :)"),
+            ),
+        ] {
+            let mut b = self
+                .client
+                .put(&url)
+                .bearer_auth(&st)
+                .header("x-ms-version", "2017-11-09");
+            if let Some(body) = body {
+                b = b.header("x-ms-blob-type", "BlockBlob").body(body);
+            }
+            let r = b.send().await?;
+            if !r.status().is_success() {
+                bail!(
+                    "PUT {url} answered {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
+            }
+        }
+        // Key Vault: the secret, and the "Secret Management" access policy for the VM.
+        let tenant = self.cloud.tenant_id();
+        let vault = format!("{rg}/providers/Microsoft.KeyVault/vaults/{VAULT}");
+        let v = self.arm_put(&vault, "2023-07-01", &json!({"location": loc, "properties": {
+            "tenantId": tenant, "sku": {"family": "A", "name": "standard"},
+            "accessPolicies": [{"tenantId": tenant, "objectId": deployer, "permissions": {"keys": [], "secrets": ["get", "list", "set", "delete"], "certificates": []}}],
+        }})).await?;
+        self.arm_put(&format!("{vault}/accessPolicies/add"), "2023-07-01", &json!({"properties": {"accessPolicies": [{
+            "tenantId": tenant, "objectId": vm,
+            "permissions": {"keys": [], "secrets": ["get", "list", "set", "delete", "recover", "backup", "restore"], "certificates": []},
+        }]}})).await?;
+        let vault_base = self.service_url(&format!("vault:{VAULT}"))?;
+        let kt = self.deployer_token("https://vault.azure.net").await?;
+        self.call(
+            "PUT",
+            &format!("{vault_base}/secrets/{SECRET}?api-version=7.4"),
+            &kt,
+            Some(&json!({"value": "p@ssw0rd!"})),
+        )
+        .await?;
+        // The doc's `<YOUR-KEY-VAULT-URL>` is the host of the vault's public URI (routed to
+        // the fake's server for `vault:<name>`).
+        let vault_host = v
+            .pointer("/properties/vaultUri")
+            .and_then(Value::as_str)
+            .filter(|u| u.starts_with("https://"))
+            .map_or_else(
+                || format!("{VAULT}.vault.azure.net"),
+                |u| {
+                    u.trim_start_matches("https://")
+                        .trim_end_matches('/')
+                        .to_string()
+                },
+            );
+        // Cosmos DB: the account; the VM lists its keys as DocumentDB Account Contributor.
+        let cosmos = format!("{rg}/providers/Microsoft.DocumentDB/databaseAccounts/{COSMOS}");
+        self.arm_put(&cosmos, "2024-05-15", &json!({"location": loc, "kind": "GlobalDocumentDB", "properties": {
+            "databaseAccountOfferType": "Standard", "locations": [{"locationName": loc, "failoverPriority": 0}]}})).await?;
+        self.role(&cosmos, "DocumentDB Account Contributor", vm)
+            .await?;
+        // The tutorial's database and collection `Test` (created in the portal): data-plane
+        // requests signed with the account's master key.
+        let keys = self
+            .call(
+                "POST",
+                &format!(
+                    "{}{cosmos}/listKeys?api-version=2024-05-15",
+                    self.cloud.arm_url()
+                ),
+                self.operator_token,
+                None,
+            )
+            .await?;
+        let master = keys["primaryMasterKey"].as_str().unwrap_or_default();
+        let docs = self.service_url(&format!("cosmos:{COSMOS}"))?;
+        for (path, ty, link, body) in [
+            ("dbs", "dbs", "", json!({"id": "Test"})),
+            (
+                "dbs/Test/colls",
+                "colls",
+                "dbs/Test",
+                json!({"id": "Test", "partitionKey": {"paths": ["/id"], "kind": "Hash"}}),
+            ),
+        ] {
+            let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+            let auth = mic_core::sign::cosmos_authorization("POST", ty, link, &date, master)
+                .map_err(|e| anyhow!("signing the Cosmos DB request: {e}"))?;
+            let url = format!("{docs}/{path}");
+            let r = self
+                .client
+                .post(&url)
+                .header("authorization", auth)
+                .header("x-ms-date", date)
+                .header("x-ms-version", "2018-12-31")
+                .json(&body)
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!(
+                    "POST {url} answered {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
+            }
+        }
+        // Data Lake Store: the folder, r-x on the root and rwx on the folder for the VM.
+        let adls = format!("{rg}/providers/Microsoft.DataLakeStore/accounts/{ADLS}");
+        self.arm_put(&adls, "2016-11-01", &json!({"location": loc}))
+            .await?;
+        let lake = self.service_url(&format!("datalake:{ADLS}"))?;
+        let dt = self.deployer_token("https://datalake.azure.net/").await?;
+        self.call(
+            "PUT",
+            &format!("{lake}/webhdfs/v1/{ADLS_FOLDER}?op=MKDIRS"),
+            &dt,
+            None,
+        )
+        .await?;
+        for (path, perms) in [("/", "r-x"), (&format!("/{ADLS_FOLDER}") as &str, "rwx")] {
+            let spec = format!("user:{vm}:{perms}").replace(':', "%3A");
+            self.call(
+                "PUT",
+                &format!("{lake}/webhdfs/v1{path}?op=MODIFYACLENTRIES&aclspec={spec}"),
+                &dt,
+                None,
+            )
+            .await?;
+        }
+        // Graph: Directory.Read.All for the VM (before its Graph token is minted).
+        self.cloud
+            .grant_graph_app_role(vm, "Directory.Read.All")
+            .ok_or_else(|| anyhow!("the fake Graph has no Directory.Read.All app role"))?;
+        // The group the tutorials add the VM's service principal to (New-AzureADGroup,
+        // Add-AzureADGroupMember as the operator), so getMemberGroups has something to list.
+        let operator_graph_token = self.deployer_token("https://graph.windows.net/").await?;
+        let graph = self.cloud.graph_url();
+        let graph = graph.trim_end_matches('/');
+        let group = self
+            .call(
+                "POST",
+                &format!("{graph}/myorganization/groups?api-version=1.6"),
+                &operator_graph_token,
+                Some(&json!({"displayName": "myGroup", "mailEnabled": false, "mailNickname": "NotSet", "securityEnabled": true})),
+            )
+            .await?;
+        let group_id = group["objectId"]
+            .as_str()
+            .ok_or_else(|| anyhow!("Graph group without objectId: {group}"))?;
+        let tenant = self.cloud.tenant_id();
+        self.call(
+            "POST",
+            &format!("{graph}/myorganization/groups/{group_id}/$links/members?api-version=1.6"),
+            &operator_graph_token,
+            Some(&json!({"url": format!("{graph}/{tenant}/directoryObjects/{vm}")})),
+        )
+        .await?;
+        // The keys the listKeys examples return: masked wherever a report would print them.
+        let mut secrets = Vec::new();
+        for path in [&account, &cosmos] {
+            let api = if path == &account {
+                "2023-05-01"
+            } else {
+                "2024-05-15"
+            };
+            let url = format!("{}{path}/listKeys?api-version={api}", self.cloud.arm_url());
+            let keys = self.call("POST", &url, self.operator_token, None).await?;
+            collect_strings(&keys, &mut secrets);
+        }
+        secrets.retain(|k| k.len() >= 20);
+        Ok(DataFacts {
+            vault_host,
+            operator_graph_token,
+            secrets,
+        })
+    }
+}
+
+/// Every string in a JSON value (the key values of a listKeys response).
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(m) => m.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// Hide the world's keys and tokens and every SAS signature (`sig=...`) in a report text.
+pub fn mask_secrets(text: &str, secrets: &[String]) -> String {
+    let mut s = text.to_string();
+    for k in secrets.iter().filter(|k| !k.is_empty()) {
+        if s.contains(k.as_str()) {
+            s = s.replace(k.as_str(), "[secret]");
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(i) = rest.find("sig=") {
+        out.push_str(&rest[..i + 4]);
+        let after = &rest[i + 4..];
+        let end = after
+            .find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace())
+            .unwrap_or(after.len());
+        out.push_str(if end == 0 { "" } else { "[signature]" });
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+impl DataFacts {
+    fn fill(&self, w: &mut World, tokens: &BTreeMap<&'static str, String>) {
+        w.set("storage_account", STORAGE_ACCOUNT)
+            .set("containername", CONTAINER)
+            .set("filename", BLOB)
+            .set("yourkeyvaulturl", self.vault_host.clone())
+            .set("secretname", SECRET)
+            .set("COSMOS DB ACCOUNT NAME", COSMOS)
+            .set("keyoperationtype", "listKeys")
+            .set("youradlsname", ADLS)
+            .set("foldername", ADLS_FOLDER)
+            .set("expirationtime", "2099-01-01T00:00:00Z");
+        if let Some(t) = tokens.get("vault") {
+            w.set("keyvaulttoken", t.clone());
+        }
     }
 }
 
@@ -1269,6 +1693,34 @@ impl FakeExecutor {
         }
     }
 
+    /// The Linux Graph tutorial's operator step granting `Directory.Read.All` to the VM: the
+    /// world granted exactly that assignment up front (so that the earlier Windows tutorial's
+    /// token examples work), and Azure answers a repeat with 400 "One or more properties are
+    /// invalid" (as the article itself notes), so sending it again checks nothing.
+    fn repeated_graph_grant(&self, req: &ResolvedRequest) -> Option<String> {
+        if req.service != Service::Graph
+            || req.method != "POST"
+            || !req.url.to_ascii_lowercase().contains("/approleassignments")
+        {
+            return None;
+        }
+        let body: Value = serde_json::from_str(req.body.as_deref()?).ok()?;
+        let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
+        let read_all = mic_fake::graph::GRAPH_APP_ROLES
+            .iter()
+            .find(|(_, v, _)| *v == "Directory.Read.All")?
+            .0;
+        (field("id").eq_ignore_ascii_case(read_all)
+            && field("principalId").eq_ignore_ascii_case(&self.world.vm_principal_id)
+            && field("resourceId").eq_ignore_ascii_case(mic_fake::graph::GRAPH_SP_OBJECT_ID))
+        .then(|| {
+            "the scenario world already granted this app role (Directory.Read.All for the VM, \
+             so that the Graph token examples work); Azure answers a repeat with 400 \
+             Request_BadRequest"
+                .to_string()
+        })
+    }
+
     /// `/subscriptions/<sample GUID>/` stands for the reader's subscription.
     fn sample_subscription(&self, path: &str) -> String {
         let lower = path.to_ascii_lowercase();
@@ -1338,6 +1790,20 @@ impl FakeExecutor {
             {
                 v = v.replace(&self.world.vm_token, &self.world.operator_token);
             }
+            // `<ACCESS TOKEN>` in a data-plane example is the token the tutorial fetched
+            // for that service just before.
+            // Graph writes other than the VM's own `getMemberGroups` are the operator's setup
+            // steps (`az account get-access-token --resource https://graph.windows.net/`).
+            let graph_setup = req.service == Service::Graph
+                && write
+                && !url.to_ascii_lowercase().contains("/getmember");
+            if k.eq_ignore_ascii_case("authorization") {
+                if graph_setup {
+                    v = v.replace(&self.world.vm_token, &self.world.operator_graph_token);
+                } else if let Some(t) = self.world.data_tokens.get(data_plane_key(req.service)) {
+                    v = v.replace(&self.world.vm_token, t);
+                }
+            }
             b = b.header(k.as_str(), v);
         }
         if let Some(body) = &req.body {
@@ -1384,6 +1850,17 @@ impl FakeExecutor {
     }
 }
 
+/// The `data_tokens` key of a data-plane service (`""` for the others).
+fn data_plane_key(s: Service) -> &'static str {
+    match s {
+        Service::Blob => "blob",
+        Service::KeyVault => "vault",
+        Service::DataLake => "datalake",
+        Service::Graph => "graph",
+        _ => "",
+    }
+}
+
 /// `https://host[:port]` and the rest (path and query).
 fn split_origin(url: &str) -> (&str, &str) {
     let after = url.find("://").map_or(0, |i| i + 3);
@@ -1414,6 +1891,9 @@ impl Executor for FakeExecutor {
                 req.unresolved.join(", ")
             ));
         }
+        if let Some(why) = self.repeated_graph_grant(req) {
+            return Err(why);
+        }
         let url = self.route(req)?;
         self.handle.block_on(self.send(req, url))
     }
@@ -1422,6 +1902,19 @@ impl Executor for FakeExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_and_sas_signatures_are_masked() {
+        let keys = vec!["c2VjcmV0LWtleS12YWx1ZS0xMjM0NTY3ODkw".to_string()];
+        assert_eq!(
+            mask_secrets(
+                r#"doc shows "sv=2015-04-05&sr=c&sig=QcVw%2F0%3D", service returns "se=x&sig=a3D%2B&sp=r"; key c2VjcmV0LWtleS12YWx1ZS0xMjM0NTY3ODkw"#,
+                &keys
+            ),
+            r#"doc shows "sv=2015-04-05&sr=c&sig=[signature]", service returns "se=x&sig=[signature]&sp=r"; key [secret]"#
+        );
+        assert_eq!(mask_secrets("no secret, sig=", &keys), "no secret, sig=");
+    }
 
     #[test]
     fn reason_groups_drop_line_numbers() {

@@ -136,9 +136,43 @@ fn seed_articles_against_the_fake_cloud() {
         "{}",
         reason(block_at(r002, 160))
     );
-    // Data planes the fake does not serve yet are "not checkable" with the reason.
-    let kv = block_at(r004, 1783);
-    assert_eq!(status(kv), "not-checkable");
+    // Data planes: the world's storage account, vault, Cosmos and Data Lake accounts and the
+    // VM's data grants let the tutorials' data-plane requests run as written.
+    for line in [653, 1783, 1902, 2165, 2405, 2606, 2776, 3241, 3407, 3657] {
+        let b = block_at(r004, line);
+        assert_eq!(status(b), "works", "L{line}: {}", reason(b));
+    }
+    // The Cosmos DB read-only keys response matches the doc.
+    assert_eq!(status(block_at(r004, 3418)), "works");
+    // Storage listKeys: the doc shows `"permissions": "Full"`, the service says "FULL".
+    let b = block_at(r004, 2786);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(
+        reason(b)
+            .contains(r#"L2786: keys[0].permissions: doc shows "Full", service returns "FULL""#),
+        "{}",
+        reason(b)
+    );
+    // Key Vault: soft delete is on by default, the secret's recoveryLevel is no longer "Purgeable".
+    let b = block_at(r004, 3254);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(
+        reason(b).contains(r#"L3254: attributes.recoveryLevel: doc shows "Purgeable""#),
+        "{}",
+        reason(b)
+    );
+    // The SAS signature the listServiceSas example prints is masked in the report.
+    let b = block_at(r004, 3038);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(reason(b).contains("sig=[signature]"), "{}", reason(b));
+    // The world granted Directory.Read.All up front: the Linux tutorial's repeat is not sent.
+    let b = block_at(r004, 3619);
+    assert_eq!(status(b), "not-checkable");
+    assert!(reason(b).contains("already granted"), "{}", reason(b));
+    // What still cannot run says why: a PowerShell variable built in an earlier block.
+    let b = block_at(r004, 1395);
+    assert_eq!(status(b), "not-checkable");
+    assert!(reason(b).contains("needs $jsonParams"), "{}", reason(b));
     // Coverage comes from the scenario catalog's `lines`.
     let b = block_at(r004, 531);
     assert!(
