@@ -873,7 +873,14 @@ pub const KINDS: &[KindSpec] = &[
             ),
             opt("body", Str, "The content of `BLOB upload`."),
         ],
-        outputs: &["status", "headers.*", "body.*", "text", "content", "blobs.*"],
+        outputs: &[
+            "status",
+            "headers.*",
+            "body.*",
+            "text",
+            "content",
+            "blobs.*",
+        ],
     },
 ];
 

@@ -108,7 +108,10 @@ enum Credential {
     /// A SAS in the URL, or nothing.
     None,
     Bearer(String),
-    SharedKey { account: String, key: String },
+    SharedKey {
+        account: String,
+        key: String,
+    },
 }
 
 /// The step's headers and credential, applied to every try just before the transport.
@@ -139,7 +142,10 @@ impl Policy for StepPolicy {
                 crate::sign::shared_key(account, key, &mut req)
                     .map_err(|e| sdk_error(ErrorKind::Credential, e.to_string()))?;
                 for name in ["x-ms-date", "authorization"] {
-                    if let Some(v) = req.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    if let Some(v) = req
+                        .headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     {
                         request.insert_header(name, v.1.clone());
                     }
@@ -158,7 +164,10 @@ fn split_target(target: &str) -> Result<(&str, &str), StepError> {
             OPERATIONS.join(", ")
         ))
     };
-    let (op, url) = target.trim().split_once(char::is_whitespace).ok_or_else(bad)?;
+    let (op, url) = target
+        .trim()
+        .split_once(char::is_whitespace)
+        .ok_or_else(bad)?;
     if !OPERATIONS.contains(&op) {
         return Err(bad());
     }
@@ -250,15 +259,23 @@ impl Run<'_> {
         let mut wait = Duration::from_millis(50);
         loop {
             let (tx, mut rx) = mpsc::unbounded_channel();
-            let mut client_options = ClientOptions::default();
-            client_options.transport = Some(Transport::new(Arc::new(Seam(tx))));
-            client_options.retry = RetryOptions::none();
-            client_options.per_try_policies = vec![Arc::new(StepPolicy {
-                headers: headers.clone(),
-                credential: credential.clone(),
-            })];
+            let client_options = ClientOptions {
+                transport: Some(Transport::new(Arc::new(Seam(tx)))),
+                retry: RetryOptions::none(),
+                per_try_policies: vec![Arc::new(StepPolicy {
+                    headers: headers.clone(),
+                    credential: credential.clone(),
+                })],
+                ..ClientOptions::default()
+            };
             let first = record.exchanges.len();
-            let work = sdk_operation(op, url.clone(), client_options, version.clone(), body.clone());
+            let work = sdk_operation(
+                op,
+                url.clone(),
+                client_options,
+                version.clone(),
+                body.clone(),
+            );
             let outcome = self.serve(work, &mut rx, record).await;
             if record.exchanges.len() == first {
                 return Err(StepError(match outcome {
@@ -323,44 +340,56 @@ async fn sdk_operation(
     version: Option<String>,
     body: Option<String>,
 ) -> azure_core::Result<Value> {
-    match op {
-        "list" => {
-            let mut options = BlobContainerClientOptions {
-                client_options,
-                ..Default::default()
-            };
-            if let Some(v) = version {
-                options.version = v;
-            }
-            let client = BlobContainerClient::new(url, None, Some(options))?;
-            let mut pages = client.list_blobs(None)?.into_pages();
-            let mut names = Vec::new();
-            if let Some(page) = pages.try_next().await? {
-                let page = page.into_model()?;
-                names.extend(page.blob_items.into_iter().filter_map(|b| b.name));
-            }
-            Ok(json!({ "blobs": names }))
+    if op == "list" {
+        let mut options = BlobContainerClientOptions {
+            client_options,
+            ..Default::default()
+        };
+        if let Some(v) = version {
+            options.version = v;
         }
-        _ => {
-            let mut options = BlobClientOptions {
-                client_options,
-                ..Default::default()
-            };
-            if let Some(v) = version {
-                options.version = v;
-            }
-            let client = BlobClient::new(url, None, Some(options))?;
-            if op == "upload" {
-                let content = body.unwrap_or_default().into_bytes();
-                client
-                    .upload(RequestContent::from(content), None)
-                    .await?;
-                Ok(json!({}))
-            } else {
-                let result = client.download(None).await?;
-                let content = result.body.collect_string().await?;
-                Ok(json!({ "content": content }))
-            }
+        let client = BlobContainerClient::new(url, None, Some(options))?;
+        let mut pages = client.list_blobs(None)?.into_pages();
+        let mut names = Vec::new();
+        if let Some(page) = pages.try_next().await? {
+            let page = page.into_model()?;
+            names.extend(page.blob_items.into_iter().filter_map(|b| b.name));
         }
+        return Ok(json!({ "blobs": names }));
+    }
+    let mut options = BlobClientOptions {
+        client_options,
+        ..Default::default()
+    };
+    if let Some(v) = version {
+        options.version = v;
+    }
+    let client = BlobClient::new(url, None, Some(options))?;
+    if op == "upload" {
+        let content = body.unwrap_or_default().into_bytes();
+        client.upload(RequestContent::from(content), None).await?;
+        Ok(json!({}))
+    } else {
+        let result = client.download(None).await?;
+        let content = result.body.collect_string().await?;
+        Ok(json!({ "content": content }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::split_target;
+
+    #[rstest]
+    #[case("download http://h/c/b", Some(("download", "http://h/c/b")))]
+    #[case("  list   http://h/c ", Some(("list", "http://h/c")))]
+    #[case("upload http://h/c/b", Some(("upload", "http://h/c/b")))]
+    #[case("delete http://h/c/b", None)]
+    #[case("http://h/c/b", None)]
+    #[case("", None)]
+    fn splits_operation_and_url(#[case] target: &str, #[case] want: Option<(&str, &str)>) {
+        assert_eq!(split_target(target).ok(), want);
     }
 }

@@ -1173,3 +1173,39 @@ pub(crate) fn issue_service_sas(key: &str, f: &SasFields, canonical: &str) -> Op
     );
     Some(out)
 }
+
+#[cfg(test)]
+mod range_tests {
+    use rstest::rstest;
+
+    use super::byte_range;
+
+    #[rstest]
+    #[case("bytes=0-4194303", Some((0, Some(4_194_303))))]
+    #[case("bytes=5-", Some((5, None)))]
+    #[case(" bytes=2-2 ", Some((2, Some(2))))]
+    #[case("bytes=3-1", None)]
+    #[case("bytes=-5", None)]
+    #[case("items=0-1", None)]
+    #[case("bytes=a-b", None)]
+    #[case("", None)]
+    fn parses_byte_ranges(#[case] value: &str, #[case] want: Option<(u64, Option<u64>)>) {
+        assert_eq!(byte_range(value), want);
+    }
+
+    #[test]
+    fn ranged_get_answers_206_or_416() {
+        let h = [
+            ("content-md5", "md5".to_owned()),
+            ("content-length", "5".to_owned()),
+        ];
+        let r = super::ranged(&h, b"hello", 1, Some(9)).unwrap();
+        assert_eq!(r.status(), axum::http::StatusCode::PARTIAL_CONTENT);
+        assert_eq!(r.headers()["content-range"], "bytes 1-4/5");
+        assert_eq!(r.headers()["content-length"], "4");
+        assert_eq!(r.headers()["x-ms-blob-content-md5"], "md5");
+        assert!(r.headers().get("content-md5").is_none());
+        let e = super::ranged(&h, b"hello", 5, None).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::RANGE_NOT_SATISFIABLE);
+    }
+}
