@@ -21,6 +21,7 @@ use crate::model::{
 use crate::redact::Redactor;
 use crate::roles;
 
+mod blob_sdk;
 mod datalake;
 mod graph;
 mod kvcosmos;
@@ -402,6 +403,9 @@ impl<'a> Run<'a> {
             StepKind::FetchToken(source) => self.fetch_token(*source, step, record).await,
             StepKind::Call { method, url } if method == crate::schema::SQL_METHOD => {
                 self.sql_call(url, step, record).await
+            }
+            StepKind::Call { method, url } if method == crate::schema::BLOB_METHOD => {
+                self.blob_sdk_call(url, step, record).await
             }
             StepKind::Call { method, url } => self.call(method, url, step, record).await,
         };

@@ -299,6 +299,7 @@ impl StepKind {
             StepKind::Grant(k) => k.key(),
             StepKind::FetchToken(k) => k.key(),
             StepKind::Call { method, .. } if method == crate::schema::SQL_METHOD => "sql",
+            StepKind::Call { method, .. } if method == crate::schema::BLOB_METHOD => "blob",
             StepKind::Call { .. } => "http",
         }
     }

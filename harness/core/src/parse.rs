@@ -1152,7 +1152,10 @@ impl Parser {
             );
             upper.as_str()
         };
-        if !METHODS.contains(&method) && method != schema::SQL_METHOD {
+        if !METHODS.contains(&method)
+            && method != schema::SQL_METHOD
+            && method != schema::BLOB_METHOD
+        {
             let looks_like_url =
                 method.contains("://") || method.starts_with("${") || method.starts_with('/');
             let d = if looks_like_url {

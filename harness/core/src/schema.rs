@@ -851,6 +851,37 @@ pub const KINDS: &[KindSpec] = &[
         ],
         outputs: &["status", "body.*", "text"],
     },
+    KindSpec {
+        phase: Phase::Call,
+        key: "blob",
+        doc: "A Blob Storage call made by the official Azure Storage SDK (`azure_storage_blob`), as the tutorial's .NET Storage SDK does: `call = \"BLOB download <blob url>\"` (outputs the blob as `content`), `\"BLOB upload <blob url>\"` (a block blob from `body`) or `\"BLOB list <container url>\"` (outputs the first page of blob names as `blobs`). The SDK's requests go over the same transport as HTTP steps and are recorded; expectations see the last response (status, Storage error `code`, body).",
+        fields: &[
+            opt(
+                "token",
+                Str,
+                "Id of a fetch_token step: the SDK sends its access token as `Authorization: Bearer`.",
+            ),
+            opt(
+                "sign",
+                StrTable,
+                "Sign with the account key instead: `{ scheme = \"shared_key\", account, key }`. A SAS URL needs neither.",
+            ),
+            opt(
+                "headers",
+                StrTable,
+                "Headers set on every request the SDK sends; `x-ms-version` replaces the SDK's service version.",
+            ),
+            opt("body", Str, "The content of `BLOB upload`."),
+        ],
+        outputs: &[
+            "status",
+            "headers.*",
+            "body.*",
+            "text",
+            "content",
+            "blobs.*",
+        ],
+    },
 ];
 
 /// Builtin reference roots, available to every step.
@@ -917,6 +948,9 @@ pub fn step_kind_from_key(phase: Phase, key: &str) -> Option<StepKind> {
 
 /// The method of a SQL call step: `call = "SQL <server>/<database>"`.
 pub const SQL_METHOD: &str = "SQL";
+
+/// The method of a Storage SDK call step: `call = "BLOB <operation> <url>"`.
+pub const BLOB_METHOD: &str = "BLOB";
 
 /// HTTP methods a call step may use.
 pub const METHODS: &[&str] = &["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD"];

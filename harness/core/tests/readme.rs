@@ -45,6 +45,8 @@ fn field_table(fields: &[FieldSpec]) -> String {
 fn heading(k: &KindSpec) -> String {
     if k.phase == Phase::Call && k.key == "sql" {
         "### `call = \"SQL SERVER/DATABASE\"`".to_string()
+    } else if k.phase == Phase::Call && k.key == "blob" {
+        "### `call = \"BLOB OPERATION URL\"`".to_string()
     } else if k.phase == Phase::Call {
         "### `call = \"METHOD URL\"`".to_string()
     } else {
