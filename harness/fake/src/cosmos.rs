@@ -256,20 +256,13 @@ fn valid_account_name(n: &str) -> bool {
 }
 
 pub(crate) fn account(world: &Arc<World>, req: &Req) -> ArmResult {
-    let rg = arm::rg_name(req);
-    let rg_loc = world
-        .lock()
-        .resource_groups
-        .get(&rg.to_ascii_lowercase())
-        .map(|g| g.location.clone());
-    arm::check_provider_version(
-        req,
-        rg_loc.as_deref().unwrap_or(&world.config.location),
-        "databaseAccounts",
-        ARM_VERSIONS,
-    )?;
-    let name = req.segs[7].clone();
-    let (key, id) = account_key(world, &rg, &name);
+    let arm::Target {
+        rg,
+        rg_loc,
+        name,
+        id,
+        key,
+    } = arm::target(world, req, FULL, "databaseAccounts", ARM_VERSIONS)?;
     let scope = req.path.clone();
     match req.method {
         Method::GET => {
