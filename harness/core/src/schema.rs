@@ -282,6 +282,17 @@ const IMDS_FIELDS: &[FieldSpec] = &[
     ),
 ];
 
+/// Outputs of the kinds that create or change an identity-bearing host (VM, scale set, site).
+const HOST_OUTPUTS: &[&str] = &[
+    "id",
+    "name",
+    "identity.principal_id",
+    "identity.tenant_id",
+    "identity.type",
+    "identity.*",
+    "body.*",
+];
+
 /// Every step kind.
 pub const KINDS: &[KindSpec] = &[
     KindSpec {
@@ -325,15 +336,7 @@ pub const KINDS: &[KindSpec] = &[
             ),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: HOST_OUTPUTS,
     },
     KindSpec {
         phase: Phase::Provision,
@@ -355,15 +358,7 @@ pub const KINDS: &[KindSpec] = &[
             ),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: HOST_OUTPUTS,
     },
     KindSpec {
         phase: Phase::Provision,
@@ -389,15 +384,7 @@ pub const KINDS: &[KindSpec] = &[
             ),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: HOST_OUTPUTS,
     },
     KindSpec {
         phase: Phase::Provision,
@@ -423,15 +410,7 @@ pub const KINDS: &[KindSpec] = &[
             ),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: HOST_OUTPUTS,
     },
     KindSpec {
         phase: Phase::Provision,
@@ -471,15 +450,7 @@ pub const KINDS: &[KindSpec] = &[
             ),
             API,
         ],
-        outputs: &[
-            "id",
-            "name",
-            "identity.principal_id",
-            "identity.tenant_id",
-            "identity.type",
-            "identity.*",
-            "body.*",
-        ],
+        outputs: HOST_OUTPUTS,
     },
     KindSpec {
         phase: Phase::Provision,
