@@ -212,6 +212,43 @@ fn check_op(op: &DocOperation, a: &BlockAnalysis, out: &mut Vec<Finding>) {
         };
         out.push(finding(kind, Severity::Error, line, end, bi, msg));
     }
+    // Storage account names Azure accepts: 3-24 lower-case letters and digits.
+    let mut texts = vec![op.url.clone()];
+    if let Some(r) = &op.replay {
+        for l in &r.lookups {
+            if let Lookup::RoleDefinition { scope, .. } = l {
+                texts.push(scope.clone());
+            }
+        }
+    }
+    for t in &texts {
+        let lower = t.to_ascii_lowercase();
+        if let Some(i) = lower.find("/providers/microsoft.storage/storageaccounts/") {
+            let rest = &t[i + "/providers/microsoft.storage/storageaccounts/".len()..];
+            let name = rest.split(['/', '?']).next().unwrap_or_default();
+            let literal = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            let valid = (3..=24).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            if literal && !valid {
+                out.push(finding(
+                    FindingKind::InvalidSyntax,
+                    Severity::Error,
+                    line,
+                    end,
+                    bi,
+                    format!(
+                        "`{name}` is not a valid storage account name (3-24 lower-case letters and digits), so no such account can exist"
+                    ),
+                ));
+                break;
+            }
+        }
+    }
     if op.url.is_empty() {
         if let Action::OperatorToken { resource } = &op.action
             && specs::audience_service(resource).is_none()
@@ -1536,7 +1573,18 @@ fn response_status(
             );
         }
     };
-    let diffs = compare(doc, &actual);
+    let mut diffs = compare(doc, &actual);
+    if last.inferred {
+        for d in &mut diffs {
+            d.message = d
+                .message
+                .replace(
+                    "service response does not have it",
+                    "the tool's output does not have it",
+                )
+                .replace("service returns", "the tool prints");
+        }
+    }
     // A value the world filled in (the reader's own resource group, VM...) where the doc
     // shows its sample name is not drift.
     let filled = |d: &Difference| {

@@ -1095,32 +1095,32 @@ mod tests {
     #[case(
         "az group create --name rg1 --location westus",
         "PUT",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourcegroups/rg1"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourcegroups/rg1?api-version=2024-03-01"
     )]
     #[case(
         "az identity create -g rgPrivate -n msiServiceApp",
         "PUT",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rgPrivate/providers/Microsoft.ManagedIdentity/userAssignedIdentities/msiServiceApp"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rgPrivate/providers/Microsoft.ManagedIdentity/userAssignedIdentities/msiServiceApp?api-version=2023-01-31"
     )]
     #[case(
         "az vm identity assign -g rg -n myVm --identities id1",
         "PATCH",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVm"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVm?api-version=2024-03-01"
     )]
     #[case(
         "az vmss identity remove -g rg -n myVMSS --identities id1",
         "PATCH",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/myVMSS"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/myVMSS?api-version=2024-03-01"
     )]
     #[case(
         "az vm update -n myVM -g rg --set identity.type=\"none\"",
         "PATCH",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVM"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVM?api-version=2024-03-01"
     )]
     #[case(
         "az role assignment create --assignee x --role Reader --scope /subscriptions/s/resourcegroups/rg",
         "PUT",
-        "https://management.azure.com/subscriptions/s/resourcegroups/rg/providers/Microsoft.Authorization/roleAssignments/<NEW GUID>"
+        "https://management.azure.com/subscriptions/s/resourcegroups/rg/providers/Microsoft.Authorization/roleAssignments/<NEW GUID>?api-version=2022-04-01"
     )]
     #[case(
         "az resource show --id /subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm --api-version 2017-12-01",
@@ -1130,9 +1130,13 @@ mod tests {
     #[case(
         "az vm create --resource-group rg --name myVM --image UbuntuLTS --assign-identity",
         "PUT",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVM"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVM?api-version=2024-03-01"
     )]
-    #[case("az login --identity", "", "")]
+    #[case(
+        "az login --identity",
+        "GET",
+        "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.core.windows.net/"
+    )]
     #[case("az account get-access-token", "", "")]
     fn az_ops(#[case] line: &str, #[case] method: &str, #[case] url: &str) {
         let op = from_az(&az::parse(line).unwrap(), 1, 1);

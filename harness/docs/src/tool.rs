@@ -757,15 +757,14 @@ pub fn parse_listing(text: &str) -> Option<Map<String, Value>> {
                 && !raw.starts_with([' ', '\t']))
             .then(|| (k.to_string(), v.trim().to_string()))
         });
-        match key_val {
-            Some(kv) => out.push(kv),
-            None => {
-                let last = out.last_mut()?;
-                if !last.1.is_empty() {
-                    last.1.push(' ');
-                }
-                last.1.push_str(t);
+        if let Some(kv) = key_val {
+            out.push(kv);
+        } else {
+            let last = out.last_mut()?;
+            if !last.1.is_empty() {
+                last.1.push(' ');
             }
+            last.1.push_str(t);
         }
     }
     if out.len() < 2 {
