@@ -933,6 +933,8 @@ pub struct FakeDocsWorld {
     pub data_tokens: BTreeMap<&'static str, String>,
     /// The operator's Graph token: Graph writes (granting the app role) are the operator's.
     operator_graph_token: String,
+    /// `host:port/database` of the world's SQL database (T-SQL blocks run there).
+    sql_target: String,
     /// Keys and tokens of the world, masked in reports.
     pub secrets: Vec<String>,
     /// Resource groups and identities the articles' setup steps create.
@@ -1180,12 +1182,14 @@ impl FakeDocsWorld {
                 vm_token.clone(),
                 operator_token.clone(),
                 data.operator_graph_token.clone(),
+                data.operator_sql_token.clone(),
             ])
             .collect();
         Ok(Self {
             secrets,
             data_tokens,
             operator_graph_token: data.operator_graph_token.clone(),
+            sql_target: data.sql_target.clone(),
 
             extra_groups,
             extra_identities: prereqs
@@ -1269,6 +1273,8 @@ const SECRET: &str = "MyTestSecret";
 const COSMOS: &str = "mycosmosaccount";
 const ADLS: &str = "myadlsaccount";
 const ADLS_FOLDER: &str = "TestFolder";
+const SQL_SERVER: &str = "mysqlserver";
+const SQL_DATABASE: &str = "mydatabase";
 
 /// What the tutorials' portal steps create in the data planes, and the grants they give the
 /// VM's system-assigned identity (as in `scenarios/storage|keyvault|cosmos|datalake|graph`).
@@ -1286,6 +1292,10 @@ struct DataFacts {
     vault_host: String,
     /// The operator's Graph token (`az account get-access-token --resource https://graph.windows.net/`).
     operator_graph_token: String,
+    /// `host:port/database` of the world's SQL database.
+    sql_target: String,
+    /// The operator's (the server's Entra admin's) token for Azure SQL.
+    operator_sql_token: String,
     /// Account keys the examples may print: masked in the report.
     secrets: Vec<String>,
 }
@@ -1553,9 +1563,56 @@ impl DataPlanes<'_> {
             collect_strings(&keys, &mut secrets);
         }
         secrets.retain(|k| k.len() >= 20);
+        // Azure SQL: a logical server whose Entra admin is the operator (the tutorial's
+        // portal step) and a database, for the tutorial's T-SQL in the query editor.
+        let d = self.cloud.deployer();
+        let server = format!("{rg}/providers/Microsoft.Sql/servers/{SQL_SERVER}");
+        let created = self
+            .arm_put(
+                &server,
+                "2021-11-01",
+                &json!({"location": loc, "properties": {"administratorLogin": "micadmin", "administratorLoginPassword": format!("P@{}", uuid::Uuid::new_v4().simple()), "version": "12.0"}}),
+            )
+            .await?;
+        // Creating a server is a long-running operation: read it until it is there.
+        let mut fqdn = created["properties"]["fullyQualifiedDomainName"]
+            .as_str()
+            .map(str::to_string);
+        let url = format!("{}{server}?api-version=2021-11-01", self.cloud.arm_url());
+        for _ in 0..100 {
+            if fqdn.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let (status, v) =
+                send_json(self.client, "GET", &url, self.operator_token, None).await?;
+            if status == 200 {
+                fqdn = v["properties"]["fullyQualifiedDomainName"]
+                    .as_str()
+                    .map(str::to_string);
+            }
+        }
+        let fqdn = fqdn.ok_or_else(|| anyhow!("SQL server {SQL_SERVER} was not created"))?;
+        self.arm_put(
+            &format!("{server}/databases/{SQL_DATABASE}"),
+            "2021-11-01",
+            &json!({"location": loc}),
+        )
+        .await?;
+        self.arm_put(
+            &format!("{server}/administrators/ActiveDirectory"),
+            "2021-11-01",
+            &json!({"properties": {"administratorType": "ActiveDirectory", "login": "operator", "sid": d.client_id, "tenantId": self.cloud.tenant_id()}}),
+        )
+        .await?;
+        let operator_sql_token = self
+            .deployer_token(mic_core::driver::sql::SQL_RESOURCE)
+            .await?;
         Ok(DataFacts {
             vault_host,
             operator_graph_token,
+            sql_target: format!("{fqdn}/{SQL_DATABASE}"),
+            operator_sql_token,
             secrets,
         })
     }
@@ -1605,7 +1662,10 @@ impl DataFacts {
             .set("keyoperationtype", "listKeys")
             .set("youradlsname", ADLS)
             .set("foldername", ADLS_FOLDER)
-            .set("expirationtime", "2099-01-01T00:00:00Z");
+            .set("expirationtime", "2099-01-01T00:00:00Z")
+            .set("sql server", SQL_SERVER)
+            .set("database", SQL_DATABASE)
+            .set("sql admin token", self.operator_sql_token.clone());
         if let Some(t) = tokens.get("vault") {
             w.set("keyvaulttoken", t.clone());
         }
@@ -2010,6 +2070,23 @@ impl Executor for FakeExecutor {
         }
         if let Some(why) = self.repeated_graph_grant(req) {
             return Err(why);
+        }
+        if req.method == "SQL" {
+            let token = req
+                .header("Authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            let query = req.body.as_deref().unwrap_or_default();
+            let (status, body) = self.handle.block_on(mic_core::driver::sql::run_batch(
+                &self.world.sql_target,
+                token,
+                query,
+            ))?;
+            return Ok(ExecResponse {
+                status,
+                headers: Vec::new(),
+                body,
+            });
         }
         if let Some(why) = self.would_strip_host(req) {
             return Err(why);

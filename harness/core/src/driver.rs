@@ -25,7 +25,7 @@ mod blob_sdk;
 mod datalake;
 mod graph;
 mod kvcosmos;
-mod sql;
+pub mod sql;
 
 /// Which variant of a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

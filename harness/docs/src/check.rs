@@ -138,6 +138,29 @@ fn fill_operations(a: &mut BlockAnalysis) {
                 }
             }
         }
+        // The tutorials' T-SQL runs in the query editor as the server's Entra admin.
+        BlockKind::SourceCode if a.class.detail == "T-SQL" => {
+            let sql = a.block.raw().replace("[VMName]", "[<VM NAME>]");
+            if !sql.trim().is_empty() {
+                a.ops.push(DocOperation {
+                    line: a.block.content_start,
+                    end_line: a.block.end_line,
+                    source: OpSource::Request(crate::parse::RequestTool::RawHttp),
+                    method: "SQL".into(),
+                    url: "mssql://<SQL SERVER>/<DATABASE>".into(),
+                    headers: vec![("Authorization".into(), "Bearer <SQL ADMIN TOKEN>".into())],
+                    body: Some(sql.trim().to_string()),
+                    service: Service::Sql,
+                    api_version: None,
+                    action: Action::DataPlane {
+                        what: "T-SQL batch as the server's Entra admin".into(),
+                    },
+                    inferred: false,
+                    issues: Vec::new(),
+                    replay: None,
+                });
+            }
+        }
         BlockKind::ExampleResponse | BlockKind::RequestBody | BlockKind::Template
             if a.class.detail != "powershell-object" && a.class.detail != "http-response" =>
         {
@@ -1259,7 +1282,7 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
             .cloned()
             .collect();
         let mut response_to = None;
-        let (status, reason) = if a.class.kind.is_actionable() {
+        let (status, reason) = if a.class.kind.is_actionable() || !a.ops.is_empty() {
             last_actionable = Some(i);
             actionable_status(a, &exec[i], &block_findings)
         } else if a.class.kind == BlockKind::ExampleResponse {

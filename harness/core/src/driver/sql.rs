@@ -170,6 +170,36 @@ async fn batch(conn: &mut Conn, query: &str) -> SqlOutcome {
     }
 }
 
+/// Run one batch against `host[:port]/database` with an Entra token, outside a scenario (the
+/// docs checker runs the articles' T-SQL this way). `Ok((status, body))` in the shape the
+/// module doc describes; `Err` when the server could not be reached.
+///
+/// # Errors
+/// A malformed target, or a transport failure (connect, timeout).
+pub async fn run_batch(target: &str, token: &str, query: &str) -> Result<(u16, String), String> {
+    let (host, port, db) = parse_target(target).map_err(|e| e.0)?;
+    let outcome = tokio::time::timeout(SQL_TIMEOUT, async {
+        match connect(&host, port, &db, token).await {
+            Ok(mut conn) => {
+                let out = batch(&mut conn, query).await;
+                let _ = conn.close().await;
+                out
+            }
+            Err(outcome) => outcome,
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        SqlOutcome::Transport(format!(
+            "no answer from {host}:{port} within {SQL_TIMEOUT:?}"
+        ))
+    });
+    match outcome {
+        SqlOutcome::Response(r) => Ok((r.status, String::from_utf8_lossy(&r.body).into_owned())),
+        SqlOutcome::Transport(e) => Err(e),
+    }
+}
+
 fn sql_request(host: &str, port: u16, db: &str, token: &str, query: &str) -> HttpRequest {
     let server = if port == SQL_PORT {
         host.to_string()
