@@ -28,7 +28,7 @@ pub fn dry_run(scenarios: &[Arc<Scenario>]) -> ExitCode {
 /// Run on live Azure: verify-only snapshots, teardown on Ctrl-C and panics, cost report.
 pub async fn run(
     work: Vec<(Arc<Scenario>, Trial)>,
-    concurrency: usize,
+    options: runner::RunOptions,
     snapshots: &Path,
     drift_report: Option<&Path>,
 ) -> Result<ExitCode> {
@@ -55,7 +55,7 @@ pub async fn run(
         .collect();
     let snapshots = snapshots.to_path_buf();
     match guard::guarded(&backend, async move {
-        runner::run_all(shared, work, concurrency, Some(&snapshots)).await
+        runner::run_all_with(shared, work, options, Some(&snapshots)).await
     })
     .await
     {
@@ -64,7 +64,7 @@ pub async fn run(
                 crate::write_file(path, &report::drift_markdown(&rep))?;
             }
             out!("{}", report::console(&rep));
-            let costs: Vec<_> = rep
+            let mut costs: Vec<_> = rep
                 .results
                 .iter()
                 .map(|r| {
@@ -80,7 +80,21 @@ pub async fn run(
                     mic_live::report::scenario_report(&r.outcome, size, os)
                 })
                 .collect();
+            costs.extend(rep.fixtures.iter().map(|f| {
+                let size = if f.os == Os::Windows {
+                    &sizes.1
+                } else {
+                    &sizes.0
+                };
+                mic_live::report::fixture_report(f, size)
+            }));
             out!("{}", mic_live::report::render(&costs));
+            out!(
+                "VMs and scale sets created: {} (without sharing: {}{})\n",
+                rep.hosts_created(),
+                rep.hosts_without_sharing(),
+                if options.share { "" } else { "; --no-share" }
+            );
             if !backend.finish() {
                 eprintln!("some resources may be left behind: run `mic sweep`");
             }

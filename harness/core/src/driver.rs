@@ -276,7 +276,10 @@ pub fn fixture_failed(
             || scenario.file.path.display().to_string(),
             |s| scenario.file.location(s.span),
         ),
-        message: format!("the shared fixture `{}` could not be created: {message}", plan.name),
+        message: format!(
+            "the shared fixture `{}` could not be created: {message}",
+            plan.name
+        ),
         mismatches: vec![],
     };
     RunOutcome {
@@ -354,7 +357,9 @@ impl Fixture {
                 f.step_id,
                 f.step_kind,
                 f.message,
-                teardown.map(|t| format!(" (teardown: {t})")).unwrap_or_default()
+                teardown
+                    .map(|t| format!(" (teardown: {t})"))
+                    .unwrap_or_default()
             ));
         }
         let outputs = scenario

@@ -295,7 +295,11 @@ async fn run_member(
     };
     if slot.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
         let _permit = permits.acquire().await.expect("semaphore is never closed");
-        let lifetime_start = slot.started.lock().expect("not poisoned").unwrap_or_else(Instant::now);
+        let lifetime_start = slot
+            .started
+            .lock()
+            .expect("not poisoned")
+            .unwrap_or_else(Instant::now);
         let report = match &fixture {
             Ok(f) => {
                 let mut f = f.write().await;

@@ -180,7 +180,10 @@ pub fn plan(scenario: &Scenario, trial: Trial) -> Result<FixturePlan, Isolated> 
         return Err(format!("tagged `{OPT_OUT_TAG}`"));
     }
     if !matches!(scenario.host.kind, HostKind::Vm | HostKind::Vmss) {
-        return Err(format!("{} hosts are not shared", scenario.host.kind.name()));
+        return Err(format!(
+            "{} hosts are not shared",
+            scenario.host.kind.name()
+        ));
     }
     // The steps this trial runs (the grant-necessity trial runs no grant).
     let active: Vec<&Step> = scenario
@@ -331,4 +334,252 @@ pub fn plan(scenario: &Scenario, trial: Trial) -> Result<FixturePlan, Isolated> 
         hosts,
         definition,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const HEAD: &str = r#"format = 1
+id = "t/x"
+title = "t"
+[article]
+file = "004_68e52737ddb40452.txt"
+[host]
+kind = "vm"
+os = "linux"
+name = "myVM"
+system_assigned = true
+
+[[step]]
+id = "rg"
+provision = "resource_group"
+name = "myResourceGroup-${run_id}"
+
+[[step]]
+id = "vm"
+provision = "vm"
+resource_group = "${rg.name}"
+"#;
+
+    const TOKEN: &str = r#"
+[[step]]
+id = "token"
+fetch_token = "imds"
+resource = "https://management.azure.com/"
+"#;
+
+    const ACCOUNT: &str = r#"
+[[step]]
+id = "account"
+provision = "storage_account"
+name = "acct${run_id}"
+resource_group = "${rg.name}"
+"#;
+
+    fn grant(scope: &str) -> String {
+        format!(
+            r#"
+[[step]]
+id = "grant"
+grant = "role_assignment"
+role = "Reader"
+principal = "${{vm.identity.principal_id}}"
+scope = "{scope}"
+"#
+        )
+    }
+
+    fn call(line: &str, extra: &str) -> String {
+        format!(
+            r#"
+[[step]]
+id = "call"
+call = "{line}"
+headers = {{ Authorization = "Bearer ${{token.access_token}}" }}
+{extra}
+denied_without_grant = {{ status = 403 }}
+"#
+        )
+    }
+
+    fn scenario(body: &str) -> Scenario {
+        let text = format!("{HEAD}{body}");
+        crate::parse::parse_str("scenarios/t/x.toml", text).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn plan_of(body: &str, trial: Trial) -> Result<FixturePlan, Isolated> {
+        plan(&scenario(body), trial)
+    }
+
+    #[rstest]
+    #[case::token_only(TOKEN.to_string(), Trial::Normal, Ok(Pool::Clean))]
+    #[case::grant_at_own_storage_account(
+        format!("{ACCOUNT}{}{TOKEN}{}", grant("${account.id}"), call("GET ${arm}${account.id}?api-version=2017-06-01", "")),
+        Trial::Normal,
+        Ok(Pool::Granting)
+    )]
+    #[case::its_grant_necessity_trial_uses_the_clean_pool(
+        format!("{ACCOUNT}{}{TOKEN}{}", grant("${account.id}"), call("GET ${arm}${account.id}?api-version=2017-06-01", "")),
+        Trial::WithoutGrant,
+        Ok(Pool::Clean)
+    )]
+    #[case::reader_on_the_resource_group(
+        format!("{}{TOKEN}{}", grant("${rg.id}"), call("GET ${arm}${rg.id}?api-version=2016-09-01", "")),
+        Trial::Normal,
+        Err("grants at a scope")
+    )]
+    #[case::reader_on_the_subscription(
+        format!("{}{TOKEN}", grant("/subscriptions/${subscription_id}")),
+        Trial::Normal,
+        Err("grants at a scope")
+    )]
+    #[case::without_the_group_grant_the_denied_read_shares(
+        format!("{}{TOKEN}{}", grant("${rg.id}"), call("GET ${arm}${rg.id}?api-version=2016-09-01", "")),
+        Trial::WithoutGrant,
+        Ok(Pool::Clean)
+    )]
+    #[case::vm_identity_assign(
+        r#"
+[[step]]
+id = "msi"
+provision = "user_assigned_identity"
+name = "msi"
+resource_group = "${rg.name}"
+
+[[step]]
+id = "assign"
+provision = "vm_identity"
+vm = "${vm.name}"
+resource_group = "${rg.name}"
+assign = ["${msi.id}"]
+"#.to_string(),
+        Trial::Normal,
+        Err("changes the identities")
+    )]
+    #[case::patch_of_the_vm_as_deployer(
+        format!("{TOKEN}{}", call("PATCH ${arm}${vm.id}?api-version=2018-06-01", "as_deployer = true")),
+        Trial::Normal,
+        Err("touches a shared resource")
+    )]
+    #[case::deployer_read_of_the_vm(
+        format!("{TOKEN}{}", call("GET ${arm}${vm.id}?api-version=2018-06-01", "as_deployer = true")),
+        Trial::Normal,
+        Err("as the deployer")
+    )]
+    #[case::private_resource_without_run_id(
+        r#"
+[[step]]
+id = "account"
+provision = "storage_account"
+name = "fixedname"
+resource_group = "${rg.name}"
+"#.to_string(),
+        Trial::Normal,
+        Err("without `${run_id}`")
+    )]
+    #[case::run_id_in_a_call(
+        format!("{TOKEN}{}", call("GET ${arm}/subscriptions/${subscription_id}/resourceGroups/myResourceGroup-${run_id}?api-version=2016-09-01", "")),
+        Trial::Normal,
+        Err("uses `${run_id}`")
+    )]
+    #[case::directory_wide_grant(
+        r#"
+[[step]]
+id = "grant"
+grant = "graph_app_role"
+principal = "${vm.identity.principal_id}"
+role = "Directory.Read.All"
+"#.to_string(),
+        Trial::Normal,
+        Err("directory-wide")
+    )]
+    fn the_sharing_rule(
+        #[case] body: String,
+        #[case] trial: Trial,
+        #[case] want: Result<Pool, &str>,
+    ) {
+        let got = plan_of(&body, trial);
+        match (&got, want) {
+            (Ok(p), Ok(pool)) => assert_eq!(p.pool, pool),
+            (Err(why), Err(reason)) => assert!(why.contains(reason), "{why}"),
+            _ => panic!("{got:?}, want {want:?}"),
+        }
+        if let Ok(p) = got {
+            assert_eq!(p.hosts, 1);
+            assert!(p.steps.contains("rg") && p.steps.contains("vm"), "{p:?}");
+            assert!(!p.steps.contains("account"), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_grant_necessity_trial_never_shares_with_a_granting_positive_trial() {
+        let granting = format!(
+            "{ACCOUNT}{}{TOKEN}{}",
+            grant("${account.id}"),
+            call("GET ${arm}${account.id}?api-version=2017-06-01", "")
+        );
+        let positive = plan_of(&granting, Trial::Normal).unwrap();
+        let necessity = plan_of(&granting, Trial::WithoutGrant).unwrap();
+        let clean = plan_of(TOKEN, Trial::Normal).unwrap();
+        assert_ne!(positive.key, necessity.key);
+        assert_ne!(positive.key, clean.key);
+        // The same definition in the clean pool: the necessity trial and a trial that grants
+        // nothing share.
+        assert_eq!(necessity.key, clean.key);
+        // And two positive trials granting at their own accounts share the granting pool.
+        let other = format!(
+            "{ACCOUNT}{}{TOKEN}",
+            grant("${account.id}/blobServices/default")
+        );
+        assert_eq!(plan_of(&other, Trial::Normal).unwrap().key, positive.key);
+    }
+
+    #[test]
+    fn different_definitions_do_not_share() {
+        let a = plan_of(TOKEN, Trial::Normal).unwrap();
+        let windows = scenario(TOKEN);
+        let mut windows = windows.clone();
+        windows.host.os = crate::model::Os::Windows;
+        assert_ne!(plan(&windows, Trial::Normal).unwrap().key, a.key);
+        let mut tagged = scenario(TOKEN);
+        tagged.tags.push(OPT_OUT_TAG.into());
+        assert!(plan(&tagged, Trial::Normal).is_err());
+    }
+
+    #[test]
+    fn every_scenario_of_the_suite_gets_a_verdict() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cat = crate::catalog::load_dir(&root.join("scenarios"), &root);
+        let shared: Vec<String> = cat
+            .scenarios
+            .iter()
+            .flat_map(|s| {
+                crate::runner::trials(s).into_iter().filter_map(move |t| {
+                    plan(s, t)
+                        .ok()
+                        .map(|p| format!("{}{} {}", s.id.value, t.suffix(), p.name))
+                })
+            })
+            .collect();
+        // The IMDS scenarios on the tutorial's plain VM share one.
+        for id in ["imds/acquire-token-http", "imds/unknown-resource_rejected"] {
+            assert!(
+                shared.iter().any(|s| s.starts_with(&format!("{id} "))),
+                "{shared:#?}"
+            );
+        }
+        // Reader on the resource group as written: isolated.
+        assert!(
+            !shared
+                .iter()
+                .any(|s| s.starts_with("arm/linux-vm-system-assigned "))
+        );
+        assert!(
+            !shared
+                .iter()
+                .any(|s| s.starts_with("arm/user-assigned-removed"))
+        );
+    }
 }
