@@ -281,7 +281,7 @@ pub fn plan(scenario: &Scenario, trial: Trial) -> Result<FixturePlan, Isolated> 
                 let read = matches!(method.as_str(), "GET" | "HEAD");
                 let deployer = step.fields.bool("as_deployer") == Some(true)
                     || step.fields.get("as_deployer_for").is_some();
-                if mentions_fixture && !(read && !deployer) {
+                if mentions_fixture && (deployer || !read) {
                     return Err(format!(
                         "step `{id}` ({method}{}) touches a shared resource",
                         if deployer { " as the deployer" } else { "" }

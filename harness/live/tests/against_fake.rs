@@ -553,7 +553,12 @@ struct SuiteRun {
 
 /// One run of `scenarios` through the live backend against a fresh fake cloud with the
 /// scaled latencies, everything at once; checks that nothing is left afterwards.
-async fn suite_run(scenarios: &[Arc<Scenario>], share: bool, run_id: &str) -> SuiteRun {
+async fn suite_run(
+    scenarios: &[Arc<Scenario>],
+    share: bool,
+    concurrency: Option<usize>,
+    run_id: &str,
+) -> SuiteRun {
     let cloud = FakeCloud::start(scaled_config()).await.unwrap();
     let dir = TempDir::new();
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -564,7 +569,7 @@ async fn suite_run(scenarios: &[Arc<Scenario>], share: bool, run_id: &str) -> Su
         .flat_map(|s| runner::trials(s).into_iter().map(move |t| (s.clone(), t)))
         .collect();
     let options = runner::RunOptions {
-        concurrency: work.len(),
+        concurrency: concurrency.unwrap_or(work.len()),
         share,
     };
     let b: Arc<dyn Backend> = Arc::new(live.clone());
@@ -613,8 +618,8 @@ async fn suite_run(scenarios: &[Arc<Scenario>], share: bool, run_id: &str) -> Su
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sharing_creates_fewer_vms_with_the_same_outcomes_and_leaves_nothing() {
     let scenarios = live_scenarios(&["arm", "imds"]);
-    let shared = suite_run(&scenarios, true, "shared-run").await;
-    let isolated = suite_run(&scenarios, false, "isolated-run").await;
+    let shared = suite_run(&scenarios, true, None, "shared-run").await;
+    let isolated = suite_run(&scenarios, false, None, "isolated-run").await;
 
     let (s, i) = (&shared.rep, &isolated.rep);
     assert!(i.fixtures.is_empty());
@@ -689,4 +694,25 @@ async fn sharing_creates_fewer_vms_with_the_same_outcomes_and_leaves_nothing() {
         );
     }
     print!("{}", mic_core::report::sharing(s));
+}
+
+/// The figure at the CLI's default concurrency (8): printed, never asserted. Ignored by
+/// default (two more suite runs); `cargo test -p mic-live --test against_fake -- --ignored
+/// --nocapture sharing_figure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement"]
+async fn sharing_figure_at_concurrency_8() {
+    let scenarios = live_scenarios(&["arm", "imds"]);
+    for share in [true, false] {
+        let run = suite_run(&scenarios, share, Some(8), "figure").await;
+        println!(
+            "sharing figure (concurrency 8, share {share}): {} trials, VMs/scale sets created {} (without sharing {}), wall {:.2}s, critical path {:.2}s, ratio {:.3}",
+            run.rep.results.len(),
+            run.rep.hosts_created(),
+            run.rep.hosts_without_sharing(),
+            run.rep.wall_time.as_secs_f64(),
+            run.critical.as_secs_f64(),
+            run.rep.wall_time.as_secs_f64() / run.critical.as_secs_f64(),
+        );
+    }
 }
