@@ -40,7 +40,13 @@ pub async fn run(
         }
     };
     let sizes = (config.linux_vm_size.clone(), config.windows_vm_size.clone());
-    let progress = Progress::auto(work.len() as u64);
+    // Shared fixtures are environments too: they count as units of progress.
+    let fixtures = if options.share {
+        runner::shared_fixtures(&work).len()
+    } else {
+        0
+    };
+    let progress = Progress::auto((work.len() + fixtures) as u64);
     let backend = LiveBackend::new(
         config,
         LiveOptions {

@@ -160,24 +160,27 @@ struct Slot {
     report: Mutex<Option<FixtureReport>>,
 }
 
-/// Which trials share which fixture: a fixture is made only for two trials or more.
-fn share_plan(work: &[(Arc<Scenario>, Trial)], backend: &str) -> Vec<Option<Arc<Slot>>> {
-    let plans: Vec<Option<crate::share::FixturePlan>> = work
-        .iter()
-        .map(|(s, t)| crate::share::plan(s, *t).ok())
-        .collect();
-    let mut slots: BTreeMap<String, Arc<Slot>> = BTreeMap::new();
-    for (i, plan) in plans.iter().enumerate() {
-        let Some(plan) = plan else { continue };
-        let members: Vec<usize> = plans
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.key == plan.key))
-            .map(|(j, _)| j)
-            .collect();
-        if members.len() < 2 || members[0] != i {
-            continue;
+/// The fixtures `work` would share, each with the indices of its members: a fixture is made
+/// only for two trials or more.
+pub fn shared_fixtures(
+    work: &[(Arc<Scenario>, Trial)],
+) -> Vec<(crate::share::FixturePlan, Vec<usize>)> {
+    let mut by_key: BTreeMap<String, (crate::share::FixturePlan, Vec<usize>)> = BTreeMap::new();
+    for (i, (s, t)) in work.iter().enumerate() {
+        if let Ok(plan) = crate::share::plan(s, *t) {
+            by_key
+                .entry(plan.key.clone())
+                .or_insert_with(|| (plan, Vec::new()))
+                .1
+                .push(i);
         }
+    }
+    by_key.into_values().filter(|(_, m)| m.len() >= 2).collect()
+}
+
+fn share_plan(work: &[(Arc<Scenario>, Trial)], backend: &str) -> Vec<Option<Arc<Slot>>> {
+    let mut slots = vec![None; work.len()];
+    for (plan, members) in shared_fixtures(work) {
         let names = members
             .iter()
             .map(|&j| {
@@ -185,23 +188,20 @@ fn share_plan(work: &[(Arc<Scenario>, Trial)], backend: &str) -> Vec<Option<Arc<
                 format!("{}::{backend}{}", s.id.value, t.suffix())
             })
             .collect();
-        slots.insert(
-            plan.key.clone(),
-            Arc::new(Slot {
-                plan: plan.clone(),
-                os: work[i].0.host.os,
-                cell: tokio::sync::OnceCell::new(),
-                remaining: AtomicUsize::new(members.len()),
-                members: names,
-                started: Mutex::new(None),
-                report: Mutex::new(None),
-            }),
-        );
+        let slot = Arc::new(Slot {
+            os: work[members[0]].0.host.os,
+            plan,
+            cell: tokio::sync::OnceCell::new(),
+            remaining: AtomicUsize::new(members.len()),
+            members: names,
+            started: Mutex::new(None),
+            report: Mutex::new(None),
+        });
+        for j in members {
+            slots[j] = Some(slot.clone());
+        }
     }
-    plans
-        .iter()
-        .map(|p| p.as_ref().and_then(|p| slots.get(&p.key).cloned()))
-        .collect()
+    slots
 }
 
 /// Run `(scenario, trial)` pairs with at most `options.concurrency` at once, in a stable
