@@ -28,7 +28,7 @@ pub fn dry_run(scenarios: &[Arc<Scenario>]) -> ExitCode {
 /// Run on live Azure: verify-only snapshots, teardown on Ctrl-C and panics, cost report.
 pub async fn run(
     work: Vec<(Arc<Scenario>, Trial)>,
-    concurrency: usize,
+    options: runner::RunOptions,
     snapshots: &Path,
     drift_report: Option<&Path>,
 ) -> Result<ExitCode> {
@@ -40,7 +40,13 @@ pub async fn run(
         }
     };
     let sizes = (config.linux_vm_size.clone(), config.windows_vm_size.clone());
-    let progress = Progress::auto(work.len() as u64);
+    // Shared fixtures are environments too: they count as units of progress.
+    let fixtures = if options.share {
+        runner::shared_fixtures(&work).len()
+    } else {
+        0
+    };
+    let progress = Progress::auto((work.len() + fixtures) as u64);
     let backend = LiveBackend::new(
         config,
         LiveOptions {
@@ -55,7 +61,7 @@ pub async fn run(
         .collect();
     let snapshots = snapshots.to_path_buf();
     match guard::guarded(&backend, async move {
-        runner::run_all(shared, work, concurrency, Some(&snapshots)).await
+        runner::run_all_with(shared, work, options, Some(&snapshots)).await
     })
     .await
     {
@@ -64,7 +70,7 @@ pub async fn run(
                 crate::write_file(path, &report::drift_markdown(&rep))?;
             }
             out!("{}", report::console(&rep));
-            let costs: Vec<_> = rep
+            let mut costs: Vec<_> = rep
                 .results
                 .iter()
                 .map(|r| {
@@ -80,7 +86,21 @@ pub async fn run(
                     mic_live::report::scenario_report(&r.outcome, size, os)
                 })
                 .collect();
+            costs.extend(rep.fixtures.iter().map(|f| {
+                let size = if f.os == Os::Windows {
+                    &sizes.1
+                } else {
+                    &sizes.0
+                };
+                mic_live::report::fixture_report(f, size)
+            }));
             out!("{}", mic_live::report::render(&costs));
+            out!(
+                "VMs and scale sets created: {} (without sharing: {}{})\n",
+                rep.hosts_created(),
+                rep.hosts_without_sharing(),
+                if options.share { "" } else { "; --no-share" }
+            );
             if !backend.finish() {
                 eprintln!("some resources may be left behind: run `mic sweep`");
             }

@@ -128,6 +128,10 @@ struct RunArgs {
     /// Run only shard I of N (`--shard 2/4`), split stably by scenario id.
     #[arg(long)]
     shard: Option<mic_live::shard::Shard>,
+    /// Live: every trial creates its own VM and identities (by default trials share them
+    /// where that cannot change an outcome; see the README).
+    #[arg(long)]
+    no_share: bool,
 }
 
 #[derive(clap::Args)]
@@ -376,7 +380,11 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
                 "--update-snapshots is refused on the live backend: snapshots are verify-only there"
             );
         }
-        return live::run(work, args.concurrency, &snaps, args.drift_report.as_deref()).await;
+        let options = runner::RunOptions {
+            concurrency: args.concurrency,
+            share: !args.no_share,
+        };
+        return live::run(work, options, &snaps, args.drift_report.as_deref()).await;
     }
     let mut rep = runner::run_all(fake_backend(&args), work, args.concurrency, Some(&snaps)).await;
     if args.update_snapshots {

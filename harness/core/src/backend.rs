@@ -174,6 +174,13 @@ pub trait Backend: Send + Sync {
     }
 
     async fn environment(&self, scenario: &Scenario) -> Result<Box<dyn Environment>, BackendError>;
+
+    /// Whether a resource one environment created is usable from another (one cloud behind
+    /// all environments), so that trials may share fixtures ([`crate::share`]). The fake
+    /// backend starts a fresh cloud per environment: no.
+    fn shares_fixtures(&self) -> bool {
+        false
+    }
 }
 
 /// One scenario's world.

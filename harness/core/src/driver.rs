@@ -78,6 +78,8 @@ pub struct StepRecord {
     pub duration: Duration,
     /// Time spent waiting for a grant to propagate before this call succeeded.
     pub propagation_wait: Option<Duration>,
+    /// The shared fixture that provided this step's resource (nothing was sent).
+    pub shared: Option<String>,
 }
 
 /// Why a run failed.
@@ -195,6 +197,17 @@ impl RunOutcome {
 
 /// Run one scenario on one backend.
 pub async fn run(backend: &dyn Backend, scenario: &Scenario, trial: Trial) -> RunOutcome {
+    run_with_fixture(backend, scenario, trial, None).await
+}
+
+/// Run one scenario, taking the steps `fixture` provides from it instead of running them
+/// (see [`crate::share`]); `None` runs it isolated, as [`run`] does.
+pub async fn run_with_fixture(
+    backend: &dyn Backend,
+    scenario: &Scenario,
+    trial: Trial,
+    fixture: Option<&Fixture>,
+) -> RunOutcome {
     let started = Instant::now();
     let unavailable = |reason: String| RunOutcome {
         scenario_id: scenario.id.value.clone(),
@@ -226,6 +239,7 @@ pub async fn run(backend: &dyn Backend, scenario: &Scenario, trial: Trial) -> Ru
         }
     };
     let mut run = Run::new(env.as_ref(), scenario, trial);
+    run.fixture = fixture;
     let verdict = run.steps().await;
     let teardown_error = run.teardown().await;
     let (snapshot, transcript) = run.render();
@@ -239,6 +253,157 @@ pub async fn run(backend: &dyn Backend, scenario: &Scenario, trial: Trial) -> Ru
         teardown_error,
         snapshot: Some(snapshot),
         transcript,
+    }
+}
+
+/// A trial whose shared fixture could not be created: failed at the fixture's first step.
+pub fn fixture_failed(
+    backend: BackendKind,
+    scenario: &Scenario,
+    trial: Trial,
+    plan: &crate::share::FixturePlan,
+    message: &str,
+) -> RunOutcome {
+    let step = scenario
+        .steps
+        .iter()
+        .find(|s| plan.steps.contains(&s.id.value));
+    let failure = Failure {
+        step_index: step.map_or(0, |s| s.index),
+        step_id: step.map_or_else(|| "(fixture)".into(), |s| s.id.value.clone()),
+        step_kind: step.map_or_else(|| "fixture".into(), |s| s.kind.value.qualified()),
+        location: step.map_or_else(
+            || scenario.file.path.display().to_string(),
+            |s| scenario.file.location(s.span),
+        ),
+        message: format!(
+            "the shared fixture `{}` could not be created: {message}",
+            plan.name
+        ),
+        mismatches: vec![],
+    };
+    RunOutcome {
+        scenario_id: scenario.id.value.clone(),
+        backend,
+        trial,
+        verdict: Verdict::Failed(failure),
+        steps: Vec::new(),
+        duration: Duration::ZERO,
+        teardown_error: None,
+        snapshot: None,
+        transcript: String::new(),
+    }
+}
+
+/// Resource groups, user-assigned identities and hosts created once for several trials
+/// (see [`crate::share`]). Lives until [`Fixture::teardown`].
+pub struct Fixture {
+    pub name: String,
+    /// The fixture's own scenario: the member's id replaced by the fixture's name, only the
+    /// fixture's steps.
+    scenario: Scenario,
+    env: Box<dyn Environment>,
+    /// Bound outputs of each fixture step, by step id.
+    outputs: BTreeMap<String, Value>,
+    hosts: BTreeMap<String, String>,
+    secrets: Vec<(String, &'static str)>,
+    created_groups: Vec<String>,
+    /// The creation's step records and how long it took.
+    pub records: Vec<StepRecord>,
+    pub creation: Duration,
+    pub transcript: String,
+}
+
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture")
+            .field("name", &self.name)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fixture {
+    /// Create the fixture `plan` describes, with the definitions of `member` (any trial that
+    /// shares it: their definitions are identical). On failure everything created is torn
+    /// down and the error (with the creation's transcript tail) returned.
+    ///
+    /// # Errors
+    /// A fixture step failed or the environment could not start.
+    pub async fn create(
+        backend: &dyn Backend,
+        member: &Scenario,
+        plan: &crate::share::FixturePlan,
+    ) -> Result<Fixture, String> {
+        let started = Instant::now();
+        let mut scenario = member.clone();
+        scenario.id.value.clone_from(&plan.name);
+        scenario
+            .steps
+            .retain(|s| plan.steps.contains(&s.id.value) && s.phase() == Phase::Provision);
+        let env = backend
+            .environment(&scenario)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut run = Run::new(env.as_ref(), &scenario, Trial::Normal);
+        let verdict = run.steps().await;
+        if let Verdict::Failed(f) = verdict {
+            let teardown = run.teardown().await;
+            let (_, transcript) = run.render();
+            let tail: Vec<&str> = transcript.lines().collect();
+            let tail = tail[tail.len().saturating_sub(12)..].join("\n    | ");
+            return Err(format!(
+                "step `{}` ({}): {}{}\n    | {tail}",
+                f.step_id,
+                f.step_kind,
+                f.message,
+                teardown
+                    .map(|t| format!(" (teardown: {t})"))
+                    .unwrap_or_default()
+            ));
+        }
+        let outputs = scenario
+            .steps
+            .iter()
+            .filter_map(|s| {
+                run.bindings
+                    .get_root(&s.id.value)
+                    .map(|v| (s.id.value.clone(), v.clone()))
+            })
+            .collect();
+        let (_, transcript) = run.render();
+        let hosts = std::mem::take(&mut run.hosts);
+        let secrets = std::mem::take(&mut run.secrets);
+        let created_groups = std::mem::take(&mut run.created_groups);
+        let records = std::mem::take(&mut run.records);
+        drop(run);
+        Ok(Fixture {
+            name: plan.name.clone(),
+            scenario,
+            env,
+            outputs,
+            hosts,
+            secrets,
+            created_groups,
+            records,
+            creation: started.elapsed(),
+            transcript,
+        })
+    }
+
+    /// The fixture's run id (its resource names contain it).
+    pub fn run_id(&self) -> &str {
+        &self.env.endpoints().run_id
+    }
+
+    /// Delete what the fixture created; `Some(error)` when something could not be deleted.
+    /// The teardown's step records are appended to [`Fixture::records`].
+    pub async fn teardown(&mut self) -> Option<String> {
+        let mut run = Run::new(self.env.as_ref(), &self.scenario, Trial::Normal);
+        run.created_groups = std::mem::take(&mut self.created_groups);
+        let error = run.teardown().await;
+        self.records.append(&mut run.records);
+        error
     }
 }
 
@@ -270,6 +435,8 @@ struct Run<'a> {
     grants_done: bool,
     /// Run-specific base URLs to name in transcripts (e.g. `IDENTITY_ENDPOINT`).
     aliases: Vec<(String, String)>,
+    /// The shared fixture this trial takes its resource groups, identities and host from.
+    fixture: Option<&'a Fixture>,
 }
 
 /// A step-level error before or instead of an expectation mismatch.
@@ -322,6 +489,7 @@ impl<'a> Run<'a> {
             hosts: BTreeMap::new(),
             grants_done: false,
             aliases: Vec::new(),
+            fixture: None,
         }
     }
 
@@ -345,6 +513,7 @@ impl<'a> Run<'a> {
                 snapshot: step.snapshots(),
                 duration: Duration::ZERO,
                 propagation_wait: None,
+                shared: None,
             };
             let skip = if !matches!(verdict, Verdict::Passed) {
                 Some("an earlier step failed".to_string())
@@ -359,6 +528,18 @@ impl<'a> Run<'a> {
             };
             if let Some(reason) = skip {
                 record.status = StepStatus::Skipped(reason);
+                self.records.push(record);
+                continue;
+            }
+            if let Some(f) = self.fixture
+                && let Some(value) = f.outputs.get(&step.id.value)
+            {
+                // Created once for several trials: take its outputs, send nothing.
+                self.bindings.bind(step.id.value.clone(), value.clone());
+                if let Some(host) = f.hosts.get(&step.id.value) {
+                    self.hosts.insert(step.id.value.clone(), host.clone());
+                }
+                record.shared = Some(f.name.clone());
                 self.records.push(record);
                 continue;
             }
@@ -1192,6 +1373,7 @@ impl<'a> Run<'a> {
                 snapshot: false,
                 duration: Duration::ZERO,
                 propagation_wait: None,
+                shared: None,
             };
             let sub = format!("/subscriptions/{}", self.env.endpoints().subscription_id);
             for rg in groups {
@@ -1246,6 +1428,15 @@ impl<'a> Run<'a> {
             redactor.add_secret(s, label);
             snap_redactor.add_secret(s, label);
         }
+        if let Some(f) = self.fixture {
+            // The fixture's names carry its run id: it reads as this run's.
+            redactor.add_run_id(f.run_id());
+            snap_redactor.add_run_id(f.run_id());
+            for (s, label) in &f.secrets {
+                redactor.add_secret(s, label);
+                snap_redactor.add_secret(s, label);
+            }
+        }
         let mut snapshot = String::new();
         let mut full = String::new();
         for rec in &self.records {
@@ -1258,10 +1449,11 @@ impl<'a> Run<'a> {
                 },
                 rec.id,
                 rec.kind,
-                match &rec.status {
-                    StepStatus::Skipped(why) => format!(" (skipped: {why})"),
-                    StepStatus::Failed => " (FAILED)".to_string(),
-                    StepStatus::Passed => String::new(),
+                match (&rec.status, &rec.shared) {
+                    (StepStatus::Skipped(why), _) => format!(" (skipped: {why})"),
+                    (StepStatus::Failed, _) => " (FAILED)".to_string(),
+                    (StepStatus::Passed, Some(f)) => format!(" (shared fixture {f})"),
+                    (StepStatus::Passed, None) => String::new(),
                 }
             );
             let _ = writeln!(full, "{header}");

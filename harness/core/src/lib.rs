@@ -20,6 +20,7 @@ pub mod report;
 pub mod roles;
 pub mod runner;
 pub mod schema;
+pub mod share;
 pub mod sign;
 pub mod snapshot;
 pub mod template;

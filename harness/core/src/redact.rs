@@ -119,6 +119,11 @@ impl Redactor {
         r
     }
 
+    /// Another run id to show as `[run-id]` (a shared fixture's, whose resource names carry it).
+    pub fn add_run_id(&mut self, run_id: &str) {
+        self.add_fixed(run_id, "[run-id]");
+    }
+
     fn add_fixed(&mut self, value: &str, placeholder: &str) {
         if value.len() < 3 {
             return;

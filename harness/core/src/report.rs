@@ -107,6 +107,7 @@ pub fn console(report: &RunReport) -> String {
             let _ = writeln!(out, "\n{} ignored: {why}", r.outcome.trial_name());
         }
     }
+    out.push_str(&sharing(report));
     let scenarios = report
         .results
         .iter()
@@ -126,6 +127,41 @@ pub fn console(report: &RunReport) -> String {
         let _ = write!(summary, ", {} skipped", report.ignored());
     }
     let _ = writeln!(out, "{summary}");
+    out
+}
+
+/// Which trials shared which fixture and the VMs saved (empty when nothing was shared).
+pub fn sharing(report: &RunReport) -> String {
+    let mut out = String::new();
+    if report.fixtures.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nshared fixtures: {}; VMs and scale sets created: {} (without sharing: {})",
+        report.fixtures.len(),
+        report.hosts_created(),
+        report.hosts_without_sharing()
+    );
+    for f in &report.fixtures {
+        let _ = writeln!(
+            out,
+            "  {} (steps {}; {} pool; created in {}, kept {}){}",
+            f.name,
+            f.steps.join(", "),
+            f.pool.name(),
+            ms(f.creation),
+            ms(f.lifetime),
+            match (&f.error, &f.teardown_error) {
+                (Some(e), _) => format!(" CREATION FAILED: {e}"),
+                (None, Some(t)) => format!(" TEARDOWN FAILED: {t}"),
+                (None, None) => String::new(),
+            }
+        );
+        for m in &f.members {
+            let _ = writeln!(out, "    {m}");
+        }
+    }
     out
 }
 
@@ -170,14 +206,32 @@ pub fn json(report: &RunReport) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut out = json!({
         "backend": report.backend,
         "passed": report.passed(),
         "failed": report.failed(),
         "ignored": report.ignored(),
         "wall_time_ms": report.wall_time.as_secs_f64() * 1000.0,
         "results": results,
-    })
+    });
+    if !report.fixtures.is_empty() {
+        out["sharing"] = json!({
+            "hosts_created": report.hosts_created(),
+            "hosts_without_sharing": report.hosts_without_sharing(),
+            "fixtures": report.fixtures.iter().map(|f| json!({
+                "name": f.name,
+                "pool": f.pool.name(),
+                "steps": f.steps,
+                "hosts": f.hosts,
+                "members": f.members,
+                "creation_ms": f.creation.as_secs_f64() * 1000.0,
+                "lifetime_ms": f.lifetime.as_secs_f64() * 1000.0,
+                "error": f.error,
+                "teardown_error": f.teardown_error,
+            })).collect::<Vec<_>>(),
+        });
+    }
+    out
 }
 
 /// JUnit XML, one test case per trial.

@@ -15,7 +15,7 @@
 //! creation; teardown deletes what the ledger still lists for this environment and releases
 //! it only when everything is gone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +120,8 @@ struct Shared {
     progress: Progress,
     local_vm: tokio::sync::OnceCell<Option<String>>,
     delete_after: String,
+    /// One lock per VM / scale-set instance: its Run Commands, one at a time.
+    run_commands: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The live backend: one [`LiveEnvironment`] per scenario trial, all sharing one deployer
@@ -166,6 +168,7 @@ impl LiveBackend {
                 progress: options.progress,
                 local_vm: tokio::sync::OnceCell::new(),
                 delete_after,
+                run_commands: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -284,6 +287,11 @@ impl Backend for LiveBackend {
         BackendKind::Live
     }
 
+    /// Every environment works in the one subscription: a fixture one created serves others.
+    fn shares_fixtures(&self) -> bool {
+        true
+    }
+
     async fn environment(&self, scenario: &Scenario) -> Result<Box<dyn Environment>, BackendError> {
         let s = &self.shared;
         let token = s
@@ -339,7 +347,6 @@ impl Backend for LiveBackend {
             handed_out: token.token,
             env_id,
             key,
-            run_command: tokio::sync::Mutex::new(()),
         }))
     }
 }
@@ -355,8 +362,6 @@ pub struct LiveEnvironment {
     deployer: Deployer,
     /// The token given to the driver (swapped for a fresh one on the way out).
     handed_out: Secret,
-    /// Azure runs one Run Command per VM at a time.
-    run_command: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for LiveEnvironment {
@@ -587,7 +592,15 @@ impl LiveEnvironment {
                 });
             }
         };
-        let _one_at_a_time = self.run_command.lock().await;
+        // Azure runs one Run Command per VM at a time; trials sharing a VM take turns.
+        let turn = s
+            .run_commands
+            .lock()
+            .expect("not poisoned")
+            .entry(target.to_ascii_lowercase())
+            .or_default()
+            .clone();
+        let _one_at_a_time = turn.lock().await;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let script = runcommand::script(self.os, req, &nonce);
         s.progress.activity(

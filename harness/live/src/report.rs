@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mic_core::driver::RunOutcome;
 use mic_core::model::Os;
+use mic_core::runner::FixtureReport;
 
 use crate::cost::CostEstimate;
 
@@ -45,7 +46,8 @@ pub fn scenario_report(outcome: &RunOutcome, vm_size: &str, os: Os) -> ScenarioR
             Some((_, d)) => *d += rec.duration,
             None => phases.push((phase, rec.duration)),
         }
-        if rec.kind == "provision.vm" || rec.kind == "provision.vmss" {
+        // A shared fixture's VM is counted once, in its own report (`fixture_report`).
+        if (rec.kind == "provision.vm" || rec.kind == "provision.vmss") && rec.shared.is_none() {
             vm_count += 1;
             vm_running = true;
         }
@@ -81,6 +83,53 @@ pub fn scenario_report(outcome: &RunOutcome, vm_size: &str, os: Os) -> ScenarioR
         propagation_wait,
         total: outcome.duration,
         cost: CostEstimate::new(vm_size, os == Os::Windows, vm_minutes),
+    }
+}
+
+/// The report of a shared fixture: what it created, and its VMs' minutes from the start of
+/// its creation to the end of its teardown (the last member's).
+pub fn fixture_report(fixture: &FixtureReport, vm_size: &str) -> ScenarioReport {
+    let mut created = Vec::new();
+    let mut phases: Vec<(&'static str, Duration)> = Vec::new();
+    for rec in &fixture.records {
+        let phase = if rec.kind == "teardown" {
+            "teardown"
+        } else {
+            "provision"
+        };
+        match phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, d)) => *d += rec.duration,
+            None => phases.push((phase, rec.duration)),
+        }
+        for ex in &rec.exchanges {
+            let ok = ex
+                .response
+                .as_ref()
+                .is_some_and(mic_core::backend::HttpResponse::is_success);
+            if ex.request.method == "PUT" && ok {
+                let path = ex.request.url.split('?').next().unwrap_or_default();
+                if let Some((ty, name)) = crate::arm::resource_type(path) {
+                    let item = format!("{}/{name}", ty.rsplit('/').next().unwrap_or(&ty));
+                    if !created.contains(&item) {
+                        created.push(item);
+                    }
+                }
+            }
+        }
+    }
+    #[allow(clippy::cast_precision_loss)] // a handful of VMs
+    let vm_minutes = fixture.lifetime.as_secs_f64() / 60.0 * fixture.hosts as f64;
+    ScenarioReport {
+        trial: format!(
+            "{} (shared by {} trials)",
+            fixture.name,
+            fixture.members.len()
+        ),
+        created,
+        phases,
+        propagation_wait: None,
+        total: fixture.lifetime,
+        cost: CostEstimate::new(vm_size, fixture.os == Os::Windows, vm_minutes),
     }
 }
 
