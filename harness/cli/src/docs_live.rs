@@ -61,6 +61,9 @@ const WORLD_SCENARIO: &str = r#"format = 1
 id = "docs/live-check"
 title = "mic docs check --backend live: the scenario world of the articles"
 
+[article]
+file = "004_68e52737ddb40452.txt"
+
 [host]
 kind = "vm"
 os = "linux"
@@ -723,10 +726,16 @@ impl LiveExecutor {
         }
         if host {
             let lower = path.to_ascii_lowercase();
-            if method == "DELETE" && !lower.contains("/extensions/") {
+            let own = !lower.contains("/extensions/") && !lower.contains("/runcommand");
+            if method == "DELETE" && own {
                 return Some(
                     "not sent on live: it would delete the scenario world's VM".into(),
                 );
+            }
+            if method == "PUT" && own {
+                return Some(format!(
+                    "not sent on live: the example creates {LINUX_VM}, which the live world already runs (a PUT would try to re-create it with the doc's image, size and password)"
+                ));
             }
             if write && lower.contains("/extensions/") {
                 return Some("not sent on live: installs a VM extension (the deprecated managed identity extension is not part of the live world)".into());
@@ -833,25 +842,38 @@ impl Executor for LiveExecutor {
         if !req.inferred && req.service == Service::Arm && req.headers.is_empty() && req.body.is_none() {
             return Err("request line only (the doc lists its headers separately); nothing to send as written".into());
         }
+        let (origin, rest) = split_origin(url);
+        // What the live world does not have is the reason, before missing values.
+        if req.service == Service::Arm {
+            let path = self.world.map_groups(&self.sample_subscription(rest));
+            if let Some(why) = self.arm_refusal(&req.method.to_ascii_uppercase(), &path) {
+                return Err(why);
+            }
+        }
+        let refused = match req.service {
+            Service::Extension => Some("the VM extension endpoint (localhost:50342) belongs to the deprecated managed identity VM extension, which the live world does not install".to_string()),
+            Service::Local | Service::Unknown => Some(format!(
+                "`{origin}` is not a service the checker can call"
+            )),
+            Service::Imds | Service::Arm => None,
+            data => Some(format!(
+                "{} `{}` is not provisioned on live by the docs checker yet (the fake backend checks it)",
+                data.name(),
+                origin.split("://").nth(1).unwrap_or(origin)
+            )),
+        };
+        if let Some(why) = refused {
+            return Err(why);
+        }
         if !req.unresolved.is_empty() {
             return Err(format!(
                 "needs {} which the scenario world does not provide",
                 req.unresolved.join(", ")
             ));
         }
-        let (origin, rest) = split_origin(url);
         match req.service {
             Service::Imds => self.handle.block_on(self.in_host(req, rest)),
-            Service::Extension => Err("the VM extension endpoint (localhost:50342) belongs to the deprecated managed identity VM extension, which the live world does not install".into()),
-            Service::Arm => self.handle.block_on(self.arm(req, origin, rest)),
-            Service::Local | Service::Unknown => Err(format!(
-                "`{origin}` is not a service the checker can call"
-            )),
-            data => Err(format!(
-                "{} `{}` is not provisioned on live by the docs checker yet (the fake backend checks it)",
-                data.name(),
-                origin.split("://").nth(1).unwrap_or(origin)
-            )),
+            _ => self.handle.block_on(self.arm(req, origin, rest)),
         }
     }
 }
@@ -893,6 +915,7 @@ pub async fn check(
             return Ok(Err(ExitCode::from(2)));
         }
     };
+    let scenario = world_scenario()?;
     let prereqs = prerequisites(&inputs);
     eprintln!("{}", plan(&config, &prereqs));
     let progress = Progress::auto(1);
@@ -903,7 +926,6 @@ pub async fn check(
             ..LiveOptions::default()
         },
     )?;
-    let scenario = world_scenario()?;
     let b = backend.clone();
     let run = async move {
         let started = Instant::now();
