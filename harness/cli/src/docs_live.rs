@@ -704,7 +704,11 @@ impl LiveExecutor {
         let write = !matches!(method, "GET" | "HEAD");
         let (group, top) = locate(path);
         let in_world = group.as_deref().is_some_and(|g| self.world.is_world_group(g));
-        if write && !in_world {
+        // A path with a space is no resource id: Resource Manager cannot route it and
+        // answers InvalidRequestUri without touching anything, so it is sent as written.
+        let bare = path.split('?').next().unwrap_or(path).to_ascii_lowercase();
+        let unroutable = bare.contains(' ') || bare.contains("%20");
+        if write && !in_world && !unroutable {
             return Some(
                 "not sent on live: the example writes outside the scenario world's resource groups"
                     .into(),
