@@ -31,6 +31,7 @@
 //! a panic (mic-live's guard deletes what the ledger lists). Tokens never reach the report
 //! (the world's tokens and every JWT-shaped string are masked) and the ledger only holds ids.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -193,7 +194,11 @@ impl Deployer {
                     }
                     "an answer without access_token".to_string()
                 }
-                Ok(r) => format!("{} {}", r.status, r.text().chars().take(200).collect::<String>()),
+                Ok(r) => format!(
+                    "{} {}",
+                    r.status,
+                    r.text().chars().take(200).collect::<String>()
+                ),
                 Err(e) => e.to_string(),
             };
             if started.elapsed() >= budget {
@@ -231,7 +236,9 @@ pub struct LiveDocsWorld {
 /// What `--backend live` will create, printed before anything is created.
 pub fn plan(config: &LiveConfig, prereqs: &Prerequisites) -> String {
     let price = mic_live::cost::hourly_price(&config.linux_vm_size, false)
-        .map_or_else(String::new, |p| format!(", about ${p:.4}/h while it exists"));
+        .map_or_else(String::new, |p| {
+            format!(", about ${p:.4}/h while it exists")
+        });
     let mut s = format!(
         "mic docs check --backend live will create, in subscription {} ({}, {}), run {}:\n  \
          - resource group mic-docs-<env> for {RG} (tags mic-run, mic-env, DeleteAfter = now + {} h; in the ledger {} before creation)\n  \
@@ -258,7 +265,8 @@ pub fn plan(config: &LiveConfig, prereqs: &Prerequisites) -> String {
             .filter(|(g, n)| !(g.eq_ignore_ascii_case(RG) && n.eq_ignore_ascii_case(UAMI)))
             .map(|(g, n)| format!("{g}/{n}"))
             .collect();
-        s.push_str(&format!(
+        let _ = write!(
+            s,
             "\n  - from the articles' setup steps: groups {}; identities {}",
             if extra.is_empty() {
                 "-".to_string()
@@ -274,7 +282,7 @@ pub fn plan(config: &LiveConfig, prereqs: &Prerequisites) -> String {
             } else {
                 ids.join(", ")
             }
-        ));
+        );
     }
     s.push_str(
         "\n  and deletes all of it when the check ends (also on Ctrl-C; otherwise `mic sweep`).\n  \
@@ -466,7 +474,8 @@ impl LiveDocsWorld {
                 .iter()
                 .map(|(d, r)| format!("{d} (as {r})"))
                 .collect();
-            s.push_str(&format!(
+            let _ = write!(
+                s,
                 "\nfrom the articles' setup steps: groups {}; identities {}",
                 if groups.is_empty() {
                     "-".into()
@@ -478,7 +487,7 @@ impl LiveDocsWorld {
                 } else {
                     self.extra_identities.join(", ")
                 }
-            ));
+            );
         }
         s.push_str("\nnot on live: myWindowsVM, myVMSS, the VM extension endpoint, data planes (storage, Key Vault, Cosmos DB, Data Lake, Graph, SQL)");
         for n in self
@@ -487,13 +496,15 @@ impl LiveDocsWorld {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
         {
-            s.push_str(&format!("\nnote: {n}"));
+            let _ = write!(s, "\nnote: {n}");
         }
         s
     }
 
     fn is_world_group(&self, real: &str) -> bool {
-        self.groups.iter().any(|(_, r)| r.eq_ignore_ascii_case(real))
+        self.groups
+            .iter()
+            .any(|(_, r)| r.eq_ignore_ascii_case(real))
     }
 
     /// The docs' group names (`/resourceGroups/myResourceGroup`) mapped to the run's.
@@ -523,13 +534,18 @@ impl LiveDocsWorld {
         if let Ok(resp) = self.deployer.send(Route::Direct, req).await
             && resp.is_success()
         {
-            let done = self.deployer.backend.arm().follow("PATCH", &url, resp).await;
-            let principal = done
-                .ok()
-                .and_then(|r| r.json())
-                .and_then(|v| v.pointer("/identity/principalId")?.as_str().map(str::to_string));
-            if let Some(p) = principal.filter(|p| !p.eq_ignore_ascii_case(&self.vm_principal_id))
-            {
+            let done = self
+                .deployer
+                .backend
+                .arm()
+                .follow("PATCH", &url, resp)
+                .await;
+            let principal = done.ok().and_then(|r| r.json()).and_then(|v| {
+                v.pointer("/identity/principalId")?
+                    .as_str()
+                    .map(str::to_string)
+            });
+            if let Some(p) = principal.filter(|p| !p.eq_ignore_ascii_case(&self.vm_principal_id)) {
                 self.note(&format!(
                     "an example removed {LINUX_VM}'s system-assigned identity; the restored one is a new principal without the world's grants (later reads with $ArmToken may be denied)"
                 ));
@@ -689,11 +705,7 @@ impl LiveExecutor {
         let url = format!("{IMDS_BASE}{}", self.sample_identity(rest));
         let http = Self::request(req, url, req.body.clone());
         let w = &self.world;
-        match w
-            .deployer
-            .send(Route::InHost(&w.host_vm_id), http)
-            .await
-        {
+        match w.deployer.send(Route::InHost(&w.host_vm_id), http).await {
             Ok(r) => Ok(self.response(&r)),
             Err(e) => Err(format!("in {LINUX_VM}: {e}")),
         }
@@ -703,7 +715,9 @@ impl LiveExecutor {
     fn arm_refusal(&self, method: &str, path: &str) -> Option<String> {
         let write = !matches!(method, "GET" | "HEAD");
         let (group, top) = locate(path);
-        let in_world = group.as_deref().is_some_and(|g| self.world.is_world_group(g));
+        let in_world = group
+            .as_deref()
+            .is_some_and(|g| self.world.is_world_group(g));
         // A path with a space is no resource id: Resource Manager cannot route it and
         // answers InvalidRequestUri without touching anything, so it is sent as written.
         let bare = path.split('?').next().unwrap_or(path).to_ascii_lowercase();
@@ -732,9 +746,7 @@ impl LiveExecutor {
             let lower = path.to_ascii_lowercase();
             let own = !lower.contains("/extensions/") && !lower.contains("/runcommand");
             if method == "DELETE" && own {
-                return Some(
-                    "not sent on live: it would delete the scenario world's VM".into(),
-                );
+                return Some("not sent on live: it would delete the scenario world's VM".into());
             }
             if method == "PUT" && own {
                 return Some(format!(
@@ -756,7 +768,12 @@ impl LiveExecutor {
         })
     }
 
-    async fn arm(&self, req: &ResolvedRequest, origin: &str, rest: &str) -> Result<ExecResponse, String> {
+    async fn arm(
+        &self,
+        req: &ResolvedRequest,
+        origin: &str,
+        rest: &str,
+    ) -> Result<ExecResponse, String> {
         let w = &self.world;
         let o = origin.to_ascii_lowercase();
         if o != "https://management.azure.com" && o != w.arm.to_ascii_lowercase() {
@@ -829,7 +846,10 @@ impl LiveExecutor {
             // The next example finds the resource settled (Azure refuses a second operation
             // on a VM while one runs).
             let _ = w.deployer.backend.arm().follow(&method, &url, resp).await;
-            if bare.to_ascii_lowercase().starts_with(&w.host_vm_id.to_ascii_lowercase()) {
+            if bare
+                .to_ascii_lowercase()
+                .starts_with(&w.host_vm_id.to_ascii_lowercase())
+            {
                 w.restore_host().await;
             }
         }
@@ -843,7 +863,11 @@ impl Executor for LiveExecutor {
         if url.is_empty() {
             return Err("local command: checked statically; nothing to send".into());
         }
-        if !req.inferred && req.service == Service::Arm && req.headers.is_empty() && req.body.is_none() {
+        if !req.inferred
+            && req.service == Service::Arm
+            && req.headers.is_empty()
+            && req.body.is_none()
+        {
             return Err("request line only (the doc lists its headers separately); nothing to send as written".into());
         }
         let (origin, rest) = split_origin(url);
@@ -989,9 +1013,9 @@ pub async fn check(
                 Ok((reports, format!("{line}\nTEARDOWN FAILED: run `mic sweep`")))
             }
             (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(t)) => Err(e.context(format!(
-                "teardown failed too ({t}): run `mic sweep`"
-            ))),
+            (Err(e), Err(t)) => {
+                Err(e.context(format!("teardown failed too ({t}): run `mic sweep`")))
+            }
         }
     };
     match guard::guarded(&backend, run).await {
@@ -1022,7 +1046,10 @@ mod tests {
     fn group_names_map_both_ways_and_only_whole_segments() {
         let pairs = vec![
             ("myResourceGroup".to_string(), "mic-docs-ab12".to_string()),
-            ("myResourceGroupVM".to_string(), "mic-docs-ab12-1".to_string()),
+            (
+                "myResourceGroupVM".to_string(),
+                "mic-docs-ab12-1".to_string(),
+            ),
         ];
         assert_eq!(
             map_segments(
@@ -1041,23 +1068,37 @@ mod tests {
             "/resourceGroups/otherGroup/x"
         );
         assert_eq!(
-            locate("/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/a/listKeys?x"),
+            locate(
+                "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/a/listKeys?x"
+            ),
             (
                 Some("g".to_string()),
-                Some(("microsoft.storage/storageaccounts".to_string(), "a".to_string()))
+                Some((
+                    "microsoft.storage/storageaccounts".to_string(),
+                    "a".to_string()
+                ))
             )
         );
-        assert_eq!(locate("/subscriptions/s/resourceGroups/g"), (Some("g".into()), None));
+        assert_eq!(
+            locate("/subscriptions/s/resourceGroups/g"),
+            (Some("g".into()), None)
+        );
     }
 
     #[test]
     fn tokens_are_masked() {
-        let jwt = format!("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{}.c2ln", "eyJvaWQiOiJ4In0".repeat(3));
+        let jwt = format!(
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{}.c2ln",
+            "eyJvaWQiOiJ4In0".repeat(3)
+        );
         let text = format!("doc shows \"eyJ0eXAi...\", service returns \"{jwt}\"; sig=abc&x eyJ");
         assert_eq!(
             mask_report_text(&text, &[]),
             "doc shows \"eyJ0eXAi...\", service returns \"[token]\"; sig=[signature]&x eyJ"
         );
-        assert_eq!(mask_report_text("secret-value-123", &["secret-value-123".into()]), "[secret]");
+        assert_eq!(
+            mask_report_text("secret-value-123", &["secret-value-123".into()]),
+            "[secret]"
+        );
     }
 }

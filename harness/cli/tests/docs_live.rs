@@ -133,9 +133,11 @@ fn line_of(text: &str, needle: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tutorials_run_on_the_live_path_and_the_world_is_torn_down() {
+    // Operations finish at once: each one would otherwise cost a whole-second poll (the
+    // smallest MIC_LIVE_MAX_POLL_SECS), and the seed article has dozens of Run Commands and
+    // VM updates. The interruption test below keeps operations in progress.
     let cloud = FakeCloud::start(FakeConfig {
         latency: Duration::from_millis(1),
-        lro_delay: Duration::from_millis(50),
         ..FakeConfig::default()
     })
     .await
@@ -149,10 +151,18 @@ async fn the_tutorials_run_on_the_live_path_and_the_world_is_torn_down() {
     std::fs::write(articles.0.join("correct.md"), ARTICLE).unwrap();
     std::fs::write(articles.0.join("no-metadata.md"), &mutated).unwrap();
     let mut c = mic(&live_env(&cloud, &ledger.0));
-    c.args(["docs", "check", "--backend", "live", "--format", "json", "--timings"])
-        .arg("docs/articles/004_68e52737ddb40452.txt")
-        .arg(articles.0.join("correct.md"))
-        .arg(articles.0.join("no-metadata.md"));
+    c.args([
+        "docs",
+        "check",
+        "--backend",
+        "live",
+        "--format",
+        "json",
+        "--timings",
+    ])
+    .arg("docs/articles/004_68e52737ddb40452.txt")
+    .arg(articles.0.join("correct.md"))
+    .arg(articles.0.join("no-metadata.md"));
     let started = Instant::now();
     let out = run(c).await;
     let took = started.elapsed();
@@ -164,7 +174,11 @@ async fn the_tutorials_run_on_the_live_path_and_the_world_is_torn_down() {
     }
     let reports: Vec<Value> = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("JSON report: {e}\nstderr: {stderr}"));
-    assert_eq!(out.status.code(), Some(1), "broken examples exit 1\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "broken examples exit 1\n{stderr}"
+    );
     // What it creates is printed before it creates it.
     assert!(
         stderr.contains("will create") && stderr.contains("Linux VM myVM"),
