@@ -230,7 +230,6 @@ pub struct LiveDocsWorld {
     extra_identities: Vec<String>,
     /// What the reader should know about this run (propagation not confirmed ...).
     notes: Mutex<Vec<String>>,
-    started: Instant,
 }
 
 /// What `--backend live` will create, printed before anything is created.
@@ -447,7 +446,6 @@ impl LiveDocsWorld {
             extra_identities,
             notes: Mutex::new(notes),
             deployer,
-            started: Instant::now(),
         })
     }
 
@@ -545,11 +543,10 @@ impl LiveDocsWorld {
                     .as_str()
                     .map(str::to_string)
             });
-            if let Some(p) = principal.filter(|p| !p.eq_ignore_ascii_case(&self.vm_principal_id)) {
+            if principal.is_some_and(|p| !p.eq_ignore_ascii_case(&self.vm_principal_id)) {
                 self.note(&format!(
-                    "an example removed {LINUX_VM}'s system-assigned identity; the restored one is a new principal without the world's grants (later reads with $ArmToken may be denied)"
+                    "an example removed {LINUX_VM}'s system-assigned identity; the one put back is a new principal without the world's grants ($ArmToken still holds the first principal's token)"
                 ));
-                let _ = p;
             }
         }
     }
@@ -984,7 +981,6 @@ pub async fn check(
                 })
                 .await
                 .map_err(|e| anyhow!("the check panicked: {e}"));
-                let _ = world.started;
                 reports.map(|mut reports| {
                     for r in &mut reports {
                         for blk in &mut r.blocks {
