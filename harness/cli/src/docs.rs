@@ -34,8 +34,9 @@
 //!   `<account>.documents.azure.com`, `<account>.azuredatalakestore.net`,
 //!   `graph.windows.net`) go to the fake's server of that resource. Keys, tokens and SAS
 //!   signatures are masked in the report.
-//! - CLI and PowerShell commands are parsed and checked statically but not replayed (their
-//!   requests depend on the tool's own defaults).
+//! - CLI and PowerShell commands are replayed as the current tools send them (their
+//!   api-versions and look-ups, see `mic_docs::tool`) with the operator's token, and the
+//!   output the doc prints after them is compared with what the tool would print.
 //!
 //! `coverage` reads the scenario catalog: each step's `lines = "a-b"` in the scenario's
 //! `[article] file` says which article lines it exercises.
@@ -50,6 +51,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use mic_core::catalog;
 use mic_docs::exec::{ExecResponse, Executor, ResolvedRequest};
+use mic_docs::op::Action;
 use mic_docs::specs::Service;
 use mic_docs::{ArticleReport, CheckOptions, CoverageEntry, NotExecuted, Status, World, report};
 use mic_fake::{FakeCloud, FakeConfig};
@@ -801,6 +803,8 @@ pub struct Prerequisites {
     pub resource_groups: Vec<String>,
     /// (resource group, name)
     pub identities: Vec<(String, String)>,
+    /// Storage accounts the articles grant roles on: (resource group, name).
+    pub storage_accounts: Vec<(String, String)>,
 }
 
 fn literal_name(s: &str) -> bool {
@@ -817,11 +821,19 @@ fn push_unique(v: &mut Vec<String>, s: &str) {
 
 /// User-assigned identity ids (`.../resourceGroups/RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME`) in a string.
 fn identity_refs(s: &str, out: &mut Vec<(String, String)>) {
-    const MARK: &str = "/providers/microsoft.managedidentity/userassignedidentities/";
+    resource_refs(
+        s,
+        "/providers/microsoft.managedidentity/userassignedidentities/",
+        out,
+    );
+}
+
+/// `(group, name)` of every `.../resourceGroups/RG<mark>NAME` in a string (`mark` lower case).
+fn resource_refs(s: &str, mark: &str, out: &mut Vec<(String, String)>) {
     let lower = s.to_ascii_lowercase();
     let mut from = 0;
-    while let Some(i) = lower[from..].find(MARK).map(|i| i + from) {
-        let name_start = i + MARK.len();
+    while let Some(i) = lower[from..].find(mark).map(|i| i + from) {
+        let name_start = i + mark.len();
         let name_end = s[name_start..]
             .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
             .map_or(s.len(), |j| name_start + j);
@@ -867,10 +879,27 @@ pub fn prerequisites(texts: &[(String, String)]) -> Prerequisites {
                 if let Some(body) = &op.body {
                     identity_refs(body, &mut p.identities);
                 }
+                if let Some(r) = &op.replay {
+                    for l in &r.lookups {
+                        if let mic_docs::tool::Lookup::RoleDefinition { scope, .. } = l {
+                            resource_refs(
+                                scope,
+                                "/providers/microsoft.storage/storageaccounts/",
+                                &mut p.storage_accounts,
+                            );
+                        }
+                    }
+                }
             }
         }
     }
-    for (rg, _) in p.identities.clone() {
+    for (rg, _) in p
+        .identities
+        .iter()
+        .chain(&p.storage_accounts)
+        .cloned()
+        .collect::<Vec<_>>()
+    {
         push_unique(&mut p.resource_groups, &rg);
     }
     p
@@ -1077,6 +1106,23 @@ impl FakeDocsWorld {
                 "/subscriptions/{sub}/resourceGroups/{g}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{n}"
             );
             put(id, "2018-11-30", json!({"location": loc})).await?;
+        }
+        // Only names Azure accepts (3-24 lower-case letters and digits): a sample name such
+        // as `myStorageAcct` cannot exist, and the example granting on it fails as it would.
+        for (g, n) in prereqs.storage_accounts.iter().filter(|(_, n)| {
+            (3..=24).contains(&n.len())
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        }) {
+            let id = format!(
+                "/subscriptions/{sub}/resourceGroups/{g}/providers/Microsoft.Storage/storageAccounts/{n}"
+            );
+            put(
+                id,
+                "2023-05-01",
+                json!({"location": loc, "kind": "StorageV2", "sku": {"name": "Standard_LRS"}}),
+            )
+            .await?;
         }
         let reader =
             mic_core::roles::find_role("Reader").ok_or_else(|| anyhow!("no Reader role"))?;
@@ -1722,6 +1768,75 @@ impl FakeExecutor {
         })
     }
 
+    /// A replayed command that would take `myVM`'s system-assigned identity away (or delete
+    /// the VM): later examples use that identity's principal (group membership, ACLs, app
+    /// roles), and Azure never gives a re-enabled identity the same principal, so the world
+    /// could not be put back. Such commands are checked statically only.
+    fn would_strip_host(&self, req: &ResolvedRequest) -> Option<String> {
+        if !req.inferred
+            || req.service != Service::Arm
+            || matches!(req.method.as_str(), "GET" | "HEAD")
+        {
+            return None;
+        }
+        let path = split_url_path(&req.url).to_ascii_lowercase();
+        let host = self.world.host_vm_id.to_ascii_lowercase();
+        let host_name = host.rsplit('/').next().unwrap_or_default();
+        let targets_host = path.trim_end_matches('/').ends_with(&format!(
+            "/providers/microsoft.compute/virtualmachines/{host_name}"
+        )) && path
+            .contains(&format!("/resourcegroups/{}/", RG.to_ascii_lowercase()));
+        if !targets_host {
+            return None;
+        }
+        let drops_system = req.method == "DELETE"
+            || req
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                .and_then(|b| b["identity"]["type"].as_str().map(str::to_ascii_lowercase))
+                .is_some_and(|t| !t.contains("systemassigned"));
+        drops_system.then(|| {
+            format!(
+                "not replayed: it would take the system-assigned identity of the world's {LINUX_VM} away, which later examples use (a re-enabled identity gets a new principal); checked statically"
+            )
+        })
+    }
+
+    /// `az group create` / `New-AzResourceGroup` of a group the world already has elsewhere:
+    /// keep the world's location (Azure answers 409 InvalidResourceGroupLocation otherwise,
+    /// which says nothing about the doc).
+    async fn keep_group_location(
+        &self,
+        req: &ResolvedRequest,
+        url: &str,
+    ) -> Option<ResolvedRequest> {
+        let Action::Arm { resource_type, .. } = &req.action else {
+            return None;
+        };
+        if !req.inferred
+            || req.method != "PUT"
+            || !resource_type.eq_ignore_ascii_case("Microsoft.Resources/resourceGroups")
+        {
+            return None;
+        }
+        let (status, current) = send_json(
+            &self.world.client,
+            "GET",
+            url,
+            &self.world.operator_token,
+            None,
+        )
+        .await
+        .ok()?;
+        let loc = current["location"].as_str().filter(|_| status == 200)?;
+        let mut body: Value = serde_json::from_str(req.body.as_deref()?).ok()?;
+        body["location"] = json!(loc);
+        let mut r = req.clone();
+        r.body = Some(body.to_string());
+        Some(r)
+    }
+
     /// `/subscriptions/<sample GUID>/` stands for the reader's subscription.
     fn sample_subscription(&self, path: &str) -> String {
         let lower = path.to_ascii_lowercase();
@@ -1799,7 +1914,10 @@ impl FakeExecutor {
                 && write
                 && !url.to_ascii_lowercase().contains("/getmember");
             if k.eq_ignore_ascii_case("authorization") {
-                if graph_setup {
+                // A replayed CLI/PowerShell command runs as the signed-in operator.
+                if req.inferred && req.service == Service::Arm {
+                    v = v.replace(&self.world.vm_token, &self.world.operator_token);
+                } else if graph_setup || (req.inferred && req.service == Service::Graph) {
                     v = v.replace(&self.world.vm_token, &self.world.operator_graph_token);
                 } else if let Some(t) = self.world.data_tokens.get(data_plane_key(req.service)) {
                     v = v.replace(&self.world.vm_token, t);
@@ -1862,6 +1980,12 @@ fn data_plane_key(s: Service) -> &'static str {
     }
 }
 
+/// The path of a URL (no query).
+fn split_url_path(url: &str) -> &str {
+    let (_, rest) = split_origin(url);
+    rest.split('?').next().unwrap_or(rest)
+}
+
 /// `https://host[:port]` and the rest (path and query).
 pub(crate) fn split_origin(url: &str) -> (&str, &str) {
     let after = url.find("://").map_or(0, |i| i + 3);
@@ -1873,15 +1997,8 @@ pub(crate) fn split_origin(url: &str) -> (&str, &str) {
 
 impl Executor for FakeExecutor {
     fn execute(&self, req: &ResolvedRequest) -> Result<ExecResponse, String> {
-        if req.inferred {
-            return Err(format!(
-                "{} command: checked statically; the checker does not replay CLI/PowerShell commands (their requests depend on the tool's defaults)",
-                if req.url.is_empty() {
-                    "local"
-                } else {
-                    "CLI/PowerShell"
-                }
-            ));
+        if req.url.is_empty() {
+            return Err("local command: checked statically, nothing to send".into());
         }
         if req.service == Service::Arm && req.headers.is_empty() && req.body.is_none() {
             return Err("request line only (the doc lists its headers separately); nothing to send as written".into());
@@ -1895,7 +2012,13 @@ impl Executor for FakeExecutor {
         if let Some(why) = self.repeated_graph_grant(req) {
             return Err(why);
         }
+        if let Some(why) = self.would_strip_host(req) {
+            return Err(why);
+        }
         let url = self.route(req)?;
+        if let Some(req) = self.handle.block_on(self.keep_group_location(req, &url)) {
+            return self.handle.block_on(self.send(&req, url));
+        }
         self.handle.block_on(self.send(req, url))
     }
 }

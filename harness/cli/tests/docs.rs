@@ -123,6 +123,33 @@ fn seed_articles_against_the_fake_cloud() {
     // Static: an api-version the scale-set provider does not accept.
     let b = block_at(r004, 7123);
     assert!(has_finding(b, "api-version-not-accepted", 7123));
+    // `$spID = (Get-AzureRmUserAssignedIdentity ...).principalid` feeds the next cmdlet, whose
+    // replayed output agrees with every property the doc lists.
+    let b = block_at(article(&reports, "002_b842000a364b5c0e.txt"), 124);
+    assert_eq!(status(b), "works", "{}", reason(b));
+    // Replayed commands: today's `az identity create` prints no `clientSecretUrl`.
+    let r000 = article(&reports, "000_44d34d0bde431b24.txt");
+    let b = block_at(r000, 53);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(
+        reason(b).contains(
+            "L56: clientSecretUrl: doc shows the field, the tool's output does not have it"
+        ),
+        "{}",
+        reason(b)
+    );
+    assert_eq!(status(block_at(r000, 47)), "works");
+    // ... and `myStorageAcct` cannot be a storage account name.
+    let b = block_at(r000, 71);
+    assert_eq!(status(b), "broken");
+    assert!(
+        reason(b).contains("not a valid storage account name"),
+        "{}",
+        reason(b)
+    );
+    // `Invoke-WebRequest` object listings are compared with the response object.
+    let b = block_at(r004, 702);
+    assert_eq!(status(b), "works", "{}", reason(b));
     // The IMDS and ARM examples of the tutorials run and match.
     for line in [531, 559, 565, 3782, 3812] {
         let b = block_at(r004, line);
@@ -214,13 +241,9 @@ fn mutate(from: &str, to: &str) -> String {
 fn correct_article_works_on_the_fake_cloud() {
     let (code, r) = check_text("correct", ARTICLE);
     assert_eq!(code, 0);
+    // The az command is replayed as az sends it (role look-up, principal look-up, PUT).
     for b in r["blocks"].as_array().unwrap() {
-        let expected = if b["kind"] == "az-cli" {
-            "not-checkable"
-        } else {
-            "works"
-        };
-        assert_eq!(status(b), expected, "L{}: {}", b["start_line"], reason(b));
+        assert_eq!(status(b), "works", "L{}: {}", b["start_line"], reason(b));
     }
 }
 
@@ -284,4 +307,74 @@ fn mutations_are_flagged_at_their_line() {
         assert!(reason(b).contains(why), "{name}: {}", reason(b));
         assert_eq!(code, i32::from(want == "broken"), "{name}: exit code");
     }
+}
+
+/// A command's example output is compared with what the tool prints after replaying it.
+const TOOL_ARTICLE: &str = r#"# Create an identity
+
+```azurecli
+az identity create -g myResourceGroup -n myUserAssignedIdentity
+```
+
+The output:
+
+```json
+{
+  "clientId": "73444643-8088-4d70-9532-c3a0fdc190fz",
+  "id": "/subscriptions/<SUBSCRIPTION ID>/resourcegroups/myResourceGroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities/myUserAssignedIdentity",
+  "location": "westus",
+  "name": "myUserAssignedIdentity",
+  "principalId": "e5fdfdc1-ed84-4d48-8551-fe9fb9dedfll",
+  "resourceGroup": "myResourceGroup",
+  "tenantId": "733a8f0e-ec41-4e69-8ad8-971fc4b533bl",
+  "type": "Microsoft.ManagedIdentity/userAssignedIdentities"
+}
+```
+
+## Show it with PowerShell
+
+```azurepowershell
+Get-AzUserAssignedIdentity -ResourceGroupName myResourceGroup -Name myUserAssignedIdentity
+```
+
+```azurepowershell
+Name              : myUserAssignedIdentity
+ResourceGroupName : myResourceGroup
+Type              : Microsoft.ManagedIdentity/userAssignedIdentities
+```
+"#;
+
+#[test]
+fn replayed_command_output_is_compared() {
+    let (code, r) = check_text("tool", TOOL_ARTICLE);
+    assert_eq!(code, 0);
+    for b in r["blocks"].as_array().unwrap() {
+        assert_eq!(status(b), "works", "L{}: {}", b["start_line"], reason(b));
+    }
+    // A renamed field in az's output, a wrong value in the cmdlet's object listing.
+    let text = TOOL_ARTICLE
+        .replacen("\"principalId\"", "\"principalID\"", 1)
+        .replacen(
+            "Type              : Microsoft.ManagedIdentity/userAssignedIdentities",
+            "Type              : Microsoft.ManagedIdentity/identities",
+            1,
+        );
+    let (_, r) = check_text("tool-mutated", &text);
+    let az_out = block_at(&r, line_of(&text, "principalID"));
+    assert_eq!(status(az_out), "drifted");
+    assert!(
+        reason(az_out).contains("principalID: doc shows the field, the tool's output does not have it (service has `principalId`)"),
+        "{}",
+        reason(az_out)
+    );
+    let ps_out = block_at(&r, line_of(&text, "Microsoft.ManagedIdentity/identities"));
+    assert_eq!(status(ps_out), "drifted");
+    assert!(
+        reason(ps_out).contains(&format!(
+            "L{}: `Type`: doc shows `Microsoft.ManagedIdentity/identities`, actual `Microsoft.ManagedIdentity/userAssignedIdentities`",
+            line_of(&text, "Microsoft.ManagedIdentity/identities")
+        )),
+        "{}",
+        reason(ps_out)
+    );
 }

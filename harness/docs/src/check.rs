@@ -6,7 +6,7 @@ use crate::classify::{BlockKind, Classification, classify};
 use crate::exec::{ExecResponse, Executor, resolve};
 use crate::extract::{CodeBlock, SourceFormat, extract};
 use crate::json::{Difference, JsonProblem, LenientJson, compare, parse_lenient};
-use crate::op::{Action, DocOperation, from_az, from_cmdlet, from_http, split_url};
+use crate::op::{Action, DocOperation, OpSource, from_az, from_cmdlet, from_http, split_url};
 use crate::parse::pwsh::{Cmdlet, cmdlets};
 use crate::parse::{az, curl, pwsh, raw_http};
 use crate::placeholder::World;
@@ -14,6 +14,7 @@ use crate::report::{
     ArticleReport, BlockReport, CoverageEntry, Finding, FindingKind, OpSummary, Severity, Status,
 };
 use crate::specs::{self, Service};
+use crate::tool::{self, Lookup, Output};
 use crate::wrap::{LogicalLine, logical_lines};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -38,6 +39,8 @@ pub struct BlockAnalysis {
     pub parse_errors: Vec<(usize, String)>,
     /// JSON content (responses, request bodies, templates).
     pub json: Option<Result<LenientJson, JsonProblem>>,
+    /// PowerShell assignments of a cmdlet's result: (index in `ops`, `$var`, property).
+    pub binds: Vec<(usize, String, Option<String>)>,
 }
 
 /// Parse and classify every block of an article (no checks, no execution).
@@ -56,6 +59,7 @@ pub fn analyse(text: &str) -> (SourceFormat, Vec<BlockAnalysis>) {
             cmdlets: Vec::new(),
             parse_errors: Vec::new(),
             json: None,
+            binds: Vec::new(),
         };
         fill_operations(&mut a);
         out.push(a);
@@ -106,6 +110,22 @@ fn fill_operations(a: &mut BlockAnalysis) {
                         && let Some(n) = c.param_text("Name")
                     {
                         vm_vars.push((var.trim().to_string(), n));
+                    }
+                    // `$spID = (Get-AzUserAssignedIdentity ...).principalid` binds `$spID` to
+                    // a property of the replayed cmdlet's output.
+                    if let Some((var, rhs)) = t.split_once('=')
+                        && var.trim().starts_with('$')
+                        && !var.trim().contains(['.', '['])
+                        && found
+                            .first()
+                            .is_some_and(|c| c.module != pwsh::CmdletModule::Other)
+                    {
+                        let prop = rhs
+                            .trim()
+                            .rsplit_once(").")
+                            .map(|(_, p)| p.trim().to_string());
+                        let prop = prop.filter(|p| p.chars().all(|c| c.is_ascii_alphanumeric()));
+                        a.binds.push((a.ops.len(), var.trim().to_string(), prop));
                     }
                     for c in found {
                         if c.module == pwsh::CmdletModule::Other {
@@ -191,6 +211,43 @@ fn check_op(op: &DocOperation, a: &BlockAnalysis, out: &mut Vec<Finding>) {
             issue.clone()
         };
         out.push(finding(kind, Severity::Error, line, end, bi, msg));
+    }
+    // Storage account names Azure accepts: 3-24 lower-case letters and digits.
+    let mut texts = vec![op.url.clone()];
+    if let Some(r) = &op.replay {
+        for l in &r.lookups {
+            if let Lookup::RoleDefinition { scope, .. } = l {
+                texts.push(scope.clone());
+            }
+        }
+    }
+    for t in &texts {
+        let lower = t.to_ascii_lowercase();
+        if let Some(i) = lower.find("/providers/microsoft.storage/storageaccounts/") {
+            let rest = &t[i + "/providers/microsoft.storage/storageaccounts/".len()..];
+            let name = rest.split(['/', '?']).next().unwrap_or_default();
+            let literal = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            let valid = (3..=24).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            if literal && !valid {
+                out.push(finding(
+                    FindingKind::InvalidSyntax,
+                    Severity::Error,
+                    line,
+                    end,
+                    bi,
+                    format!(
+                        "`{name}` is not a valid storage account name (3-24 lower-case letters and digits), so no such account can exist"
+                    ),
+                ));
+                break;
+            }
+        }
     }
     if op.url.is_empty() {
         if let Action::OperatorToken { resource } = &op.action
@@ -921,6 +978,228 @@ struct ExecResult {
     inferred: bool,
     outcome: Result<ExecResponse, String>,
     unresolved: Vec<String>,
+    /// A replayed command: what the tool prints (None: prints nothing or failed).
+    replay: Option<(Output, Option<Value>)>,
+    /// The tool stopped with its own error before the request.
+    tool_error: Option<String>,
+}
+
+/// Values an article's later steps copy from an earlier step's output (`--assignee
+/// <clientId from the output above>`): the doc's sample value -> the value the replay got.
+#[derive(Debug, Default)]
+struct Learned(Vec<(String, String)>);
+
+impl Learned {
+    fn apply(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for (doc, actual) in &self.0 {
+            if doc.starts_with('$') {
+                out = replace_variable(&out, doc, actual);
+            } else if out.contains(doc.as_str()) {
+                out = out.replace(doc.as_str(), actual);
+            }
+        }
+        out
+    }
+
+    /// A PowerShell variable set from a replayed cmdlet's output.
+    fn bind(&mut self, var: &str, value: &str) {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(var));
+        self.0.push((var.to_string(), value.to_string()));
+    }
+
+    fn op(&self, op: &DocOperation) -> DocOperation {
+        if self.0.is_empty() {
+            return op.clone();
+        }
+        let mut o = op.clone();
+        o.url = self.apply(&o.url);
+        o.body = o.body.as_deref().map(|b| self.apply(b));
+        for (_, v) in &mut o.headers {
+            *v = self.apply(v);
+        }
+        if let Some(r) = &mut o.replay {
+            for l in &mut r.lookups {
+                match l {
+                    Lookup::RoleDefinition { scope, role } => {
+                        *scope = self.apply(scope);
+                        *role = self.apply(role);
+                    }
+                    Lookup::Principal { value } => *value = self.apply(value),
+                    Lookup::MergeIdentity { user, .. } => {
+                        for u in user {
+                            *u = self.apply(u);
+                        }
+                    }
+                }
+            }
+        }
+        o
+    }
+
+    /// Learn from a documented output and the replayed one: sample GUIDs (alone or inside
+    /// ids and URLs) map to the values the replay got, in order.
+    fn learn(&mut self, doc: &Value, actual: &Value) {
+        fn guids(s: &str) -> Vec<&str> {
+            s.split(['/', '=', '&', '?', ' '])
+                .filter(|p| crate::placeholder::looks_like_guid(p))
+                .collect()
+        }
+        match (doc, actual) {
+            (Value::Object(d), Value::Object(a)) => {
+                for (k, dv) in d {
+                    if let Some(av) = a.get(k).or_else(|| {
+                        a.iter()
+                            .find(|(ak, _)| ak.eq_ignore_ascii_case(k))
+                            .map(|x| x.1)
+                    }) {
+                        self.learn(dv, av);
+                    }
+                }
+            }
+            (Value::Array(d), Value::Array(a)) => {
+                for (dv, av) in d.iter().zip(a) {
+                    self.learn(dv, av);
+                }
+            }
+            (Value::String(d), Value::String(a)) if d != a => {
+                let (dg, ag) = (guids(d), guids(a));
+                if dg.len() == ag.len() {
+                    for (x, y) in dg.into_iter().zip(ag) {
+                        if x != y && !self.0.iter().any(|(k, _)| k == x) {
+                            self.0.push((x.to_string(), y.to_string()));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Replace `$var` where it is the whole variable name (not `$variable`), case-insensitive.
+fn replace_variable(s: &str, var: &str, value: &str) -> String {
+    let lower = s.to_ascii_lowercase();
+    let needle = var.to_ascii_lowercase();
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(&needle).map(|i| i + from) {
+        let end = i + needle.len();
+        let boundary = !lower[end..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if boundary {
+            out.push_str(&s[last..i]);
+            out.push_str(value);
+            last = end;
+        }
+        from = end;
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+/// A command naming a resource group that no example of the article creates (`myRG` next
+/// to the world's `myResourceGroup`) stands for the reader's own: not checkable, not broken.
+fn sample_group(
+    outcome: Result<ExecResponse, String>,
+    created: &[String],
+) -> Result<ExecResponse, String> {
+    if let Ok(resp) = &outcome
+        && resp.status == 404
+        && let Ok(v) = serde_json::from_str::<Value>(&resp.body)
+        && v["error"]["code"] == "ResourceGroupNotFound"
+    {
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        let name = msg.split('\'').nth(1).unwrap_or_default();
+        if !created.iter().any(|g| g.eq_ignore_ascii_case(name)) {
+            return Err(format!(
+                "needs resource group `{name}`, which no example of the article creates (it stands for the reader's own)"
+            ));
+        }
+    }
+    outcome
+}
+
+/// Resource groups an article's examples create.
+fn created_groups(blocks: &[BlockAnalysis]) -> Vec<String> {
+    blocks
+        .iter()
+        .flat_map(|b| &b.ops)
+        .filter(|o| {
+            o.method == "PUT"
+                && matches!(&o.action, Action::Arm { resource_type, .. } if resource_type.eq_ignore_ascii_case("Microsoft.Resources/resourceGroups"))
+        })
+        .filter_map(|o| {
+            split_url(&o.url)
+                .path
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// The documented output of a block, as JSON (JSON examples, or PowerShell listings as an
+/// object of strings).
+fn documented_output(a: &BlockAnalysis) -> Option<Value> {
+    match &a.json {
+        Some(Ok(j)) => Some(j.value.clone()),
+        _ if a.class.detail == "powershell-object" => {
+            tool::parse_listing(&a.block.raw()).map(Value::Object)
+        }
+        _ => None,
+    }
+}
+
+fn run_op(
+    op: &DocOperation,
+    opts: &CheckOptions<'_>,
+    learned: &Learned,
+    created_groups: &[String],
+) -> ExecResult {
+    let op = learned.op(op);
+    if op.inferred
+        && let Some(r) = &op.replay
+    {
+        let done = tool::replay(&op, r, opts.world, opts.executor);
+        return ExecResult {
+            line: op.line,
+            inferred: true,
+            outcome: sample_group(done.outcome, created_groups),
+            unresolved: done.unresolved,
+            replay: Some((r.output, done.output)),
+            tool_error: done.tool_error,
+        };
+    }
+    if op.inferred {
+        let what = match &op.source {
+            OpSource::AzCli(c) | OpSource::Cmdlet(c) => c.clone(),
+            OpSource::Request(_) => "the command".into(),
+        };
+        return ExecResult {
+            line: op.line,
+            inferred: true,
+            outcome: Err(format!(
+                "`{what}` is checked statically; the checker does not replay it (it deploys from the tool's defaults)"
+            )),
+            unresolved: Vec::new(),
+            replay: None,
+            tool_error: None,
+        };
+    }
+    let req = resolve(&op, opts.world);
+    ExecResult {
+        line: op.line,
+        inferred: op.inferred,
+        outcome: opts.executor.execute(&req),
+        unresolved: req.unresolved,
+        replay: None,
+        tool_error: None,
+    }
 }
 
 fn is_executable(op: &DocOperation) -> bool {
@@ -932,17 +1211,36 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
     let (format, blocks) = analyse(text);
     let findings = static_findings(&blocks);
     let mut exec: Vec<Vec<ExecResult>> = Vec::with_capacity(blocks.len());
-    for a in &blocks {
+    let mut learned = Learned::default();
+    let groups = created_groups(&blocks);
+    for (i, a) in blocks.iter().enumerate() {
         let mut results = Vec::new();
-        for op in a.ops.iter().filter(|o| is_executable(o)) {
-            let req = resolve(op, opts.world);
-            let outcome = opts.executor.execute(&req);
-            results.push(ExecResult {
-                line: op.line,
-                inferred: op.inferred,
-                outcome,
-                unresolved: req.unresolved,
-            });
+        for (k, op) in a.ops.iter().enumerate().filter(|(_, o)| is_executable(o)) {
+            let r = run_op(op, opts, &learned, &groups);
+            if let Some(Some((_, Some(out)))) = Some(r.replay.as_ref())
+                && let Some((_, var, prop)) = a.binds.iter().find(|(i, _, _)| *i == k)
+            {
+                let v = match prop {
+                    Some(p) => out
+                        .as_object()
+                        .and_then(|o| o.iter().find(|(ok, _)| ok.eq_ignore_ascii_case(p)))
+                        .map(|(_, v)| v.clone()),
+                    None => out.get("Id").or_else(|| out.get("id")).cloned(),
+                };
+                if let Some(Value::String(v)) = v {
+                    learned.bind(var, &v);
+                }
+            }
+            results.push(r);
+        }
+        // The example output after a replayed command tells which of the doc's sample
+        // values later steps copy from it.
+        if let Some(Some((_, Some(out)))) = results.last().map(|r| r.replay.as_ref())
+            && let Some(next) = blocks.get(i + 1)
+            && next.class.kind == BlockKind::ExampleResponse
+            && let Some(doc) = documented_output(next)
+        {
+            learned.learn(&doc, out);
         }
         exec.push(results);
     }
@@ -1078,6 +1376,12 @@ fn actionable_status(
         return (Status::Broken, with_more(f, findings, Severity::Error));
     }
     for r in results {
+        if let Some(e) = &r.tool_error {
+            return (
+                Status::Broken,
+                format!("L{}: replayed, the tool stops before sending: {e}", r.line),
+            );
+        }
         if let Ok(resp) = &r.outcome
             && resp.status >= 400
         {
@@ -1205,14 +1509,60 @@ fn response_status(
             ),
         );
     }
-    if last.inferred {
+    let listing = (a.class.detail == "powershell-object")
+        .then(|| tool::parse_listing(&a.block.raw()))
+        .flatten();
+    let actual: Value = if last.inferred {
+        match &last.replay {
+            Some((Output::Nothing, _)) => {
+                return (
+                    Status::Drifted,
+                    format!(
+                        "the command at L{} prints nothing with the current tool; the doc shows output",
+                        last.line
+                    ),
+                );
+            }
+            Some((_, Some(out))) => out.clone(),
+            Some((_, None)) => {
+                return (
+                    Status::NotCheckable,
+                    format!(
+                        "the command at L{} succeeded but its printed output could not be rebuilt",
+                        last.line
+                    ),
+                );
+            }
+            None => {
+                return (
+                    Status::NotCheckable,
+                    format!(
+                        "output of a CLI/PowerShell command (L{}) the checker does not replay",
+                        last.line
+                    ),
+                );
+            }
+        }
+    } else if listing.is_some() {
+        tool::web_response_object(resp)
+    } else if !matches!(a.json, Some(Ok(_))) {
         return (
             Status::NotCheckable,
-            format!(
-                "output of a CLI/PowerShell command (L{}); the tool's output format is not the wire response",
-                last.line
-            ),
+            format!("{} output is not compared (only JSON is)", a.class.detail),
         );
+    } else {
+        match serde_json::from_str::<Value>(&resp.body) {
+            Ok(v) => v,
+            Err(_) => {
+                return (
+                    Status::Drifted,
+                    format!("the service at L{} did not return JSON", last.line),
+                );
+            }
+        }
+    };
+    if let Some(doc) = &listing {
+        return listing_status(a, doc, &actual, last.line, world);
     }
     let doc = match &a.json {
         Some(Ok(j)) => &j.value,
@@ -1223,13 +1573,18 @@ fn response_status(
             );
         }
     };
-    let Ok(actual) = serde_json::from_str::<Value>(&resp.body) else {
-        return (
-            Status::Drifted,
-            format!("the service at L{} did not return JSON", last.line),
-        );
-    };
-    let diffs = compare(doc, &actual);
+    let mut diffs = compare(doc, &actual);
+    if last.inferred {
+        for d in &mut diffs {
+            d.message = d
+                .message
+                .replace(
+                    "service response does not have it",
+                    "the tool's output does not have it",
+                )
+                .replace("service returns", "the tool prints");
+        }
+    }
     // A value the world filled in (the reader's own resource group, VM...) where the doc
     // shows its sample name is not drift.
     let filled = |d: &Difference| {
@@ -1242,7 +1597,18 @@ fn response_status(
             })
             && value_at(doc, &d.path).is_some_and(Value::is_string)
     };
-    let drift: Vec<&Difference> = diffs.iter().filter(|d| d.drift && !filled(d)).collect();
+    // The world's VM has both identity kinds; a tutorial's VM may have only one.
+    let world_identity = |d: &Difference| {
+        d.path.ends_with("identity.type")
+            && matches!(
+                (value_at(doc, &d.path), value_at(&actual, &d.path)),
+                (Some(Value::String(ds)), Some(Value::String(a))) if a.split(", ").any(|p| p.eq_ignore_ascii_case(ds))
+            )
+    };
+    let drift: Vec<&Difference> = diffs
+        .iter()
+        .filter(|d| d.drift && !filled(d) && !world_identity(d))
+        .collect();
     if drift.is_empty() {
         let extra = diffs.len();
         if extra > 0 {
@@ -1272,6 +1638,55 @@ fn response_status(
             })
             .collect();
         (Status::Drifted, msgs.join("; "))
+    }
+}
+
+/// Compare a PowerShell object listing with the object the cmdlet (or `Invoke-WebRequest`)
+/// returns: every property the doc lists must exist, and agree where the doc's value is
+/// not a sample, truncated or a nested object.
+fn listing_status(
+    a: &BlockAnalysis,
+    doc: &serde_json::Map<String, Value>,
+    actual: &Value,
+    line: usize,
+    world: &World,
+) -> (Status, String) {
+    let mut drift = Vec::new();
+    for (k, dv) in doc {
+        let d = dv.as_str().unwrap_or_default();
+        let at = find_line(&a.block, k).unwrap_or(a.block.content_start);
+        let found = actual
+            .as_object()
+            .and_then(|o| o.iter().find(|(ak, _)| ak.eq_ignore_ascii_case(k)));
+        match found {
+            None => drift.push(format!(
+                "L{at}: `{k}`: the doc lists the property, the object has none"
+            )),
+            Some((_, av)) => {
+                let filled = av.as_str().is_some_and(|s| {
+                    world
+                        .values()
+                        .any(|w| !w.is_empty() && (s == w || (w.len() >= 8 && s.contains(w))))
+                });
+                if !filled && !tool::listing_value_agrees(d, av) {
+                    let shown = match av {
+                        Value::String(s) => s.clone(),
+                        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+                        other => other.to_string(),
+                    };
+                    let shown: String = shown.chars().take(80).collect();
+                    drift.push(format!("L{at}: `{k}`: doc shows `{d}`, actual `{shown}`"));
+                }
+            }
+        }
+    }
+    if drift.is_empty() {
+        (
+            Status::Works,
+            format!("every property listed agrees with the object of L{line}"),
+        )
+    } else {
+        (Status::Drifted, drift.join("; "))
     }
 }
 

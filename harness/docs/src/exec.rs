@@ -208,6 +208,21 @@ impl StubCloud {
         }
         let path = parts.path.trim_end_matches('/');
         let name = path.rsplit('/').next().unwrap_or("");
+        if req.method == "GET" && name.eq_ignore_ascii_case("roleDefinitions") {
+            // Three built-in roles, enough for the look-up `--role <name>` makes.
+            const ROLES: [(&str, &str); 3] = [
+                ("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7"),
+                ("Contributor", "b24988ac-6180-42a0-ab88-20f7382dd24c"),
+                ("Owner", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"),
+            ];
+            let filter = parts.query_value("$filter").unwrap_or_default();
+            let value: Vec<serde_json::Value> = ROLES
+                .iter()
+                .filter(|(n, _)| filter.contains(&format!("'{n}'")))
+                .map(|(n, id)| json!({"id": format!("{path}/{id}"), "name": id, "properties": {"roleName": n}}))
+                .collect();
+            return json_response(200, &json!({ "value": value }));
+        }
         let mut body = if resource_type.eq_ignore_ascii_case("Microsoft.Resources/resourceGroups") {
             json!({"id": path, "name": name, "location": "westus", "properties": {"provisioningState": "Succeeded"}})
         } else if req.method == "POST" && path.to_ascii_lowercase().ends_with("listkeys") {
@@ -229,9 +244,23 @@ impl StubCloud {
 
 impl Executor for StubCloud {
     fn execute(&self, req: &ResolvedRequest) -> Result<ExecResponse, String> {
+        use serde_json::json;
         match req.service {
             Service::Imds | Service::Extension => Ok(Self::imds(req)),
             Service::Arm if !req.url.is_empty() => Ok(Self::arm(req)),
+            // The service-principal look-up of `--assignee`: any GUID is a principal.
+            Service::Graph if req.method == "GET" && req.url.contains("/servicePrincipals?") => {
+                let parts = split_url(&req.url);
+                let filter = parts.query_value("$filter").unwrap_or_default();
+                let id = filter.split('\'').nth(1).unwrap_or_default();
+                let value =
+                    if filter.starts_with("objectId") && crate::placeholder::looks_like_guid(id) {
+                        vec![json!({"objectId": id, "appId": id, "displayName": "stub principal"})]
+                    } else {
+                        Vec::new()
+                    };
+                Ok(json_response(200, &json!({ "value": value })))
+            }
             s => Err(format!("stub cloud does not simulate {}", s.name())),
         }
     }

@@ -25,6 +25,7 @@ pub mod parse;
 pub mod placeholder;
 pub mod report;
 pub mod specs;
+pub mod tool;
 pub mod wrap;
 
 pub use check::{BlockAnalysis, CheckOptions, analyse, check_article, static_findings};

@@ -4,6 +4,7 @@ use crate::parse::az::AzCommand;
 use crate::parse::pwsh::{Cmdlet, PsValue};
 use crate::parse::{HttpRequest, RequestTool};
 use crate::specs::Service;
+use crate::tool::{self, Lookup, Output, Replay};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
@@ -73,6 +74,9 @@ pub struct DocOperation {
     pub inferred: bool,
     /// Problems in the example's own syntax.
     pub issues: Vec<String>,
+    /// How to replay the command (tool commands only): look-ups and what the tool prints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Replay>,
 }
 
 impl DocOperation {
@@ -253,6 +257,7 @@ pub fn from_http(req: &HttpRequest, line: usize, end_line: usize) -> DocOperatio
         action,
         inferred: false,
         issues: req.issues.clone(),
+        replay: None,
     }
 }
 
@@ -269,6 +274,8 @@ fn arm_op(
     body: Option<String>,
 ) -> DocOperation {
     let (resource_type, action) = arm_type_and_action(method, path);
+    // The tools send their own api-version (the doc does not show it).
+    let api = api.or_else(|| tool::api_version(&resource_type));
     let url = match api {
         Some(v) => format!("{ARM}{path}?api-version={v}"),
         None => format!("{ARM}{path}"),
@@ -296,6 +303,7 @@ fn arm_op(
         },
         inferred: true,
         issues: Vec::new(),
+        replay: None,
     }
 }
 
@@ -320,6 +328,7 @@ fn local_op(
         action,
         inferred: true,
         issues,
+        replay: None,
     }
 }
 
@@ -339,6 +348,7 @@ pub fn from_az(cmd: &AzCommand, line: usize, end_line: usize) -> DocOperation {
     let issues = cmd.issues.clone();
     let path = cmd.path_str();
     let mut op = match path.as_str() {
+        "login" if cmd.has("identity") => return az_login_identity(cmd, line, end_line),
         "login" => local_op(
             line,
             end_line,
@@ -603,12 +613,215 @@ pub fn from_az(cmd: &AzCommand, line: usize, end_line: usize) -> DocOperation {
     if op.issues.is_empty() {
         op.issues = issues;
     }
+    op.replay = az_replay(cmd, &path);
+    op
+}
+
+/// How `az <path>` is replayed (see [`crate::tool`]).
+fn az_replay(cmd: &AzCommand, path: &str) -> Option<Replay> {
+    let out = |output| {
+        Some(Replay {
+            tool: "az",
+            lookups: Vec::new(),
+            output,
+        })
+    };
+    // Names are expanded to ids in the VM's group at replay time, after placeholders
+    // (`<MSI ID>` is a whole id, `<UAMI NAME>` a name) are filled.
+    let identities = |_: &str| -> Vec<String> { cmd.values("identities").to_vec() };
+    let rg = or_ph(cmd.arg("resource-group"), "<RESOURCE GROUP>");
+    match path {
+        "login" if cmd.has("identity") => out(Output::AzLogin),
+        "group create" | "group show" | "resource show" => {
+            out(Output::AzResource { flatten: false })
+        }
+        "identity create" | "identity show" | "vm show" | "vmss show" | "vm update"
+        | "vmss update" | "vm extension set" => out(Output::AzResource { flatten: true }),
+        "identity list" => out(Output::AzList { flatten: true }),
+        "vm create" | "vmss create" => out(Output::AzVmCreate),
+        "vm identity show" | "vmss identity show" => out(Output::AzIdentityShow),
+        "group delete"
+        | "identity delete"
+        | "vm delete"
+        | "vm extension delete"
+        | "vmss extension delete" => out(Output::Nothing),
+        "vm identity assign"
+        | "vm assign-identity"
+        | "vmss identity assign"
+        | "vmss assign-identity"
+        | "vm identity remove"
+        | "vm remove-identity"
+        | "vmss identity remove"
+        | "vmss remove-identity" => {
+            let user = identities(rg);
+            let remove = path.contains("remove");
+            // `--identities` defaults to `[system]` for assign and remove.
+            let ids = cmd.values("identities");
+            let system = ids.is_empty() || ids.iter().any(|i| i == "[system]");
+            let user = user
+                .into_iter()
+                .filter(|u| !u.ends_with("[system]"))
+                .collect();
+            Some(Replay {
+                tool: "az",
+                lookups: vec![Lookup::MergeIdentity {
+                    system,
+                    user,
+                    remove,
+                }],
+                output: if remove {
+                    Output::Nothing
+                } else {
+                    Output::AzVmIdentity
+                },
+            })
+        }
+        "role assignment create" => {
+            let scope = or_ph(
+                cmd.arg("scope"),
+                "/subscriptions/<SUBSCRIPTION ID>/resourceGroups/<RESOURCE GROUP>",
+            )
+            .trim_end_matches('/')
+            .to_string();
+            let mut lookups = vec![Lookup::RoleDefinition {
+                scope,
+                role: or_ph(cmd.arg("role"), "<ROLE>").to_string(),
+            }];
+            if let Some(a) = cmd.arg("assignee").or(cmd.arg("assignee-object-id")) {
+                lookups.push(Lookup::Principal {
+                    value: a.to_string(),
+                });
+            }
+            Some(Replay {
+                tool: "az",
+                lookups,
+                output: Output::AzResource { flatten: true },
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `az login --identity [--username ID]`: the token request az sends to IMDS.
+fn az_login_identity(cmd: &AzCommand, line: usize, end_line: usize) -> DocOperation {
+    let selector = match cmd.arg("username").or(cmd.arg("client-id")) {
+        Some(u) if u.starts_with('/') => format!("&msi_res_id={u}"),
+        Some(u) if cmd.has("object-id") => format!("&object_id={u}"),
+        Some(u) => format!("&client_id={u}"),
+        None => cmd
+            .arg("object-id")
+            .map(|o| format!("&object_id={o}"))
+            .unwrap_or_default(),
+    };
+    let url = format!(
+        "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.core.windows.net/{selector}"
+    );
+    let req = HttpRequest {
+        tool: RequestTool::Curl,
+        method: "GET".into(),
+        url,
+        headers: vec![("Metadata".into(), "true".into())],
+        body: None,
+        issues: Vec::new(),
+    };
+    let mut op = from_http(&req, line, end_line);
+    op.source = OpSource::AzCli("az login".into());
+    op.inferred = true;
+    op.replay = az_replay(cmd, "login");
     op
 }
 
 /// Map a cmdlet to the ARM call it makes (or a local action). `vm_names` resolves `$vm`
 /// variables set earlier in the block by `Get-AzVM -Name x`.
 pub fn from_cmdlet(
+    c: &Cmdlet,
+    line: usize,
+    end_line: usize,
+    vm_names: &[(String, String)],
+) -> DocOperation {
+    if c.verb == "Connect"
+        && matches!(
+            c.noun.to_ascii_lowercase().as_str(),
+            "account" | "rmaccount"
+        )
+        && c.has_switch("Identity")
+    {
+        let url = format!(
+            "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.core.windows.net/{}",
+            c.param_text("AccountId")
+                .map(|a| format!("&client_id={a}"))
+                .unwrap_or_default()
+        );
+        let req = HttpRequest {
+            tool: RequestTool::InvokeWebRequest,
+            method: "GET".into(),
+            url,
+            headers: vec![("Metadata".into(), "true".into())],
+            body: None,
+            issues: Vec::new(),
+        };
+        let mut op = from_http(&req, line, end_line);
+        op.source = OpSource::Cmdlet(c.name.clone());
+        op.inferred = true;
+        op.replay = Some(Replay {
+            tool: "Az PowerShell",
+            lookups: Vec::new(),
+            output: Output::PsLogin,
+        });
+        return op;
+    }
+    let mut op = cmdlet_op(c, line, end_line, vm_names);
+    op.replay = cmdlet_replay(c, &op);
+    op
+}
+
+/// How a cmdlet is replayed (see [`crate::tool`]).
+fn cmdlet_replay(c: &Cmdlet, op: &DocOperation) -> Option<Replay> {
+    if op.url.is_empty() {
+        return None;
+    }
+    let noun = c.noun.to_ascii_lowercase();
+    let mut lookups = Vec::new();
+    let output = match (c.verb.as_str(), noun.as_str()) {
+        ("Remove", _) => Output::Nothing,
+        ("New" | "Get", "userassignedidentity") => Output::PsIdentity,
+        ("New" | "Get", "resourcegroup") => Output::PsResourceGroup,
+        ("Get", "vm" | "vmss") => Output::PsVm,
+        ("New", "roleassignment") => {
+            let scope = c
+                .param_text("Scope")
+                .unwrap_or_else(|| {
+                    "/subscriptions/<SUBSCRIPTION ID>/resourceGroups/<RESOURCE GROUP>".into()
+                })
+                .trim_end_matches('/')
+                .to_string();
+            lookups.push(Lookup::RoleDefinition {
+                scope,
+                role: c
+                    .param_text("RoleDefinitionName")
+                    .or(c.param_text("RoleDefinitionId"))
+                    .unwrap_or_else(|| "<ROLE>".into()),
+            });
+            if let Some(o) = c
+                .param_text("ObjectId")
+                .or(c.param_text("ApplicationId"))
+                .or(c.param_text("ServicePrincipalName"))
+            {
+                lookups.push(Lookup::Principal { value: o });
+            }
+            Output::PsRoleAssignment
+        }
+        ("Update" | "Set", _) => Output::PsUpdate,
+        _ => return None,
+    };
+    Some(Replay {
+        tool: "Az PowerShell",
+        lookups,
+        output,
+    })
+}
+
+fn cmdlet_op(
     c: &Cmdlet,
     line: usize,
     end_line: usize,
@@ -882,32 +1095,32 @@ mod tests {
     #[case(
         "az group create --name rg1 --location westus",
         "PUT",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourcegroups/rg1"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourcegroups/rg1?api-version=2024-03-01"
     )]
     #[case(
         "az identity create -g rgPrivate -n msiServiceApp",
         "PUT",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rgPrivate/providers/Microsoft.ManagedIdentity/userAssignedIdentities/msiServiceApp"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rgPrivate/providers/Microsoft.ManagedIdentity/userAssignedIdentities/msiServiceApp?api-version=2023-01-31"
     )]
     #[case(
         "az vm identity assign -g rg -n myVm --identities id1",
         "PATCH",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVm"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVm?api-version=2024-03-01"
     )]
     #[case(
         "az vmss identity remove -g rg -n myVMSS --identities id1",
         "PATCH",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/myVMSS"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/myVMSS?api-version=2024-03-01"
     )]
     #[case(
         "az vm update -n myVM -g rg --set identity.type=\"none\"",
         "PATCH",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVM"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVM?api-version=2024-03-01"
     )]
     #[case(
         "az role assignment create --assignee x --role Reader --scope /subscriptions/s/resourcegroups/rg",
         "PUT",
-        "https://management.azure.com/subscriptions/s/resourcegroups/rg/providers/Microsoft.Authorization/roleAssignments/<NEW GUID>"
+        "https://management.azure.com/subscriptions/s/resourcegroups/rg/providers/Microsoft.Authorization/roleAssignments/<NEW GUID>?api-version=2022-04-01"
     )]
     #[case(
         "az resource show --id /subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm --api-version 2017-12-01",
@@ -917,9 +1130,13 @@ mod tests {
     #[case(
         "az vm create --resource-group rg --name myVM --image UbuntuLTS --assign-identity",
         "PUT",
-        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVM"
+        "https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/myVM?api-version=2024-03-01"
     )]
-    #[case("az login --identity", "", "")]
+    #[case(
+        "az login --identity",
+        "GET",
+        "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.core.windows.net/"
+    )]
     #[case("az account get-access-token", "", "")]
     fn az_ops(#[case] line: &str, #[case] method: &str, #[case] url: &str) {
         let op = from_az(&az::parse(line).unwrap(), 1, 1);

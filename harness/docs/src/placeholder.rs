@@ -28,8 +28,12 @@ pub fn normalise(name: &str) -> String {
         .collect::<String>()
         .to_ascii_uppercase();
     let canonical = match squashed.as_str() {
-        "SUBSCRIPTIONID" | "SUBSCRIPTION" | "SUBID" | "SUB" => "subscription_id",
-        "RESOURCEGROUP" | "RESOURCEGROUPNAME" | "RG" | "RGNAME" => "resource_group",
+        "SUBSCRIPTIONID" | "SUBSCRIPTION" | "SUBID" | "SUB" | "MYSUBSCRIPTIONID" => {
+            "subscription_id"
+        }
+        "RESOURCEGROUP" | "RESOURCEGROUPNAME" | "RG" | "RGNAME" | "MYRESOURCEGROUP" => {
+            "resource_group"
+        }
         "ACCESSTOKEN" | "ARMTOKEN" | "TOKEN" | "BEARERTOKEN" => "access_token",
         "VMNAME" | "VIRTUALMACHINENAME" | "VM" => "vm_name",
         "VMSSNAME" | "VIRTUALMACHINESCALESETNAME" => "vmss_name",
