@@ -709,7 +709,13 @@ impl LiveExecutor {
     }
 
     /// Why an ARM request is not sent on live, if it is not.
-    fn arm_refusal(&self, method: &str, path: &str) -> Option<String> {
+    fn arm_refusal(
+        &self,
+        method: &str,
+        path: &str,
+        inferred: bool,
+        body: Option<&str>,
+    ) -> Option<String> {
         let write = !matches!(method, "GET" | "HEAD");
         let (group, top) = locate(path);
         let in_world = group
@@ -734,6 +740,21 @@ impl LiveExecutor {
             });
         };
         let host = ty == "microsoft.compute/virtualmachines";
+        if host && inferred && write && name.eq_ignore_ascii_case(LINUX_VM) {
+            let lower = path.to_ascii_lowercase();
+            let drops_system = !lower.contains("/extensions/")
+                && !lower.contains("/runcommand")
+                && (method == "DELETE"
+                    || body
+                        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                        .and_then(|b| b["identity"]["type"].as_str().map(str::to_ascii_lowercase))
+                        .is_some_and(|t| !t.contains("systemassigned")));
+            if drops_system {
+                return Some(format!(
+                    "not replayed: it would take the system-assigned identity of the world's {LINUX_VM} away, which later examples use (a re-enabled identity gets a new principal); checked statically"
+                ));
+            }
+        }
         if host && !name.eq_ignore_ascii_case(LINUX_VM) {
             return Some(format!(
                 "virtual machine `{name}` is not provisioned on live by the docs checker yet (only {LINUX_VM})"
@@ -783,20 +804,21 @@ impl LiveExecutor {
         }
         let path = w.map_groups(&self.sample_subscription(rest));
         let method = req.method.to_ascii_uppercase();
-        if let Some(why) = self.arm_refusal(&method, &path) {
+        if let Some(why) = self.arm_refusal(&method, &path, req.inferred, req.body.as_deref()) {
             return Err(why);
         }
         let write = !matches!(method.as_str(), "GET" | "HEAD");
         let mut body = req.body.as_deref().map(|b| w.map_groups(b));
         let bare = path.split('?').next().unwrap_or(&path).to_string();
         let (group, top) = locate(&bare);
-        // A PUT of a world group keeps the run's tags (sweep finds the group by them).
+        // A PUT of a world group (`az group create`, the REST how-to) keeps the run's tags
+        // (sweep finds the group by them) and the world's location (Azure answers 409
+        // InvalidResourceGroupLocation otherwise, which says nothing about the doc).
         if method == "PUT"
             && top.is_none()
             && group.is_some()
             && let Some(b) = &body
             && let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(b)
-            && !m.contains_key("tags")
         {
             let tags: serde_json::Map<String, Value> = w
                 .deployer
@@ -806,6 +828,10 @@ impl LiveExecutor {
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect();
             m.insert("tags".into(), Value::Object(tags));
+            m.insert(
+                "location".into(),
+                json!(w.deployer.env.endpoints().location),
+            );
             body = Some(Value::Object(m).to_string());
         }
         let url = format!("{}{path}", w.arm);
@@ -871,7 +897,12 @@ impl Executor for LiveExecutor {
         // What the live world does not have is the reason, before missing values.
         if req.service == Service::Arm {
             let path = self.world.map_groups(&self.sample_subscription(rest));
-            if let Some(why) = self.arm_refusal(&req.method.to_ascii_uppercase(), &path) {
+            if let Some(why) = self.arm_refusal(
+                &req.method.to_ascii_uppercase(),
+                &path,
+                req.inferred,
+                req.body.as_deref(),
+            ) {
                 return Err(why);
             }
         }
