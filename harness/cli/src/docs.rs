@@ -248,9 +248,10 @@ async fn check(args: CheckArgs, scenarios: &Path) -> Result<ExitCode> {
     let started = Instant::now();
     let timings = args.timings;
     let (reports, backend_line) = match args.backend {
-        DocsBackend::Live => bail!(
-            "the live backend is not configured in this build; check against the fake cloud (`--backend fake`) or statically (`--backend none`)"
-        ),
+        DocsBackend::Live => match crate::docs_live::check(inputs, coverage, timings).await? {
+            Ok(done) => done,
+            Err(code) => return Ok(code),
+        },
         DocsBackend::None => {
             let reports = check_files(&inputs, &World::new(), &NotExecuted, &coverage, |n, d| {
                 if timings {
@@ -904,12 +905,12 @@ pub fn prerequisites(texts: &[(String, String)]) -> Prerequisites {
     p
 }
 
-const RG: &str = "myResourceGroup";
-const LINUX_VM: &str = "myVM";
+pub(crate) const RG: &str = "myResourceGroup";
+pub(crate) const LINUX_VM: &str = "myVM";
 const WINDOWS_VM: &str = "myWindowsVM";
 const VMSS: &str = "myVMSS";
-const UAMI: &str = "myUserAssignedIdentity";
-const VM_API: &str = "2018-06-01";
+pub(crate) const UAMI: &str = "myUserAssignedIdentity";
+pub(crate) const VM_API: &str = "2018-06-01";
 const ARM_RESOURCE: &str = "https://management.azure.com/";
 
 /// The scenario world the examples run in, on a fresh fake cloud.
@@ -1672,7 +1673,7 @@ impl DataFacts {
     }
 }
 
-fn compute_body(
+pub(crate) fn compute_body(
     is_vm: bool,
     name: &str,
     location: &str,
@@ -2046,7 +2047,7 @@ fn split_url_path(url: &str) -> &str {
 }
 
 /// `https://host[:port]` and the rest (path and query).
-fn split_origin(url: &str) -> (&str, &str) {
+pub(crate) fn split_origin(url: &str) -> (&str, &str) {
     let after = url.find("://").map_or(0, |i| i + 3);
     match url[after..].find(['/', '?']) {
         Some(j) => (&url[..after + j], &url[after + j..]),

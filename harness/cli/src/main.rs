@@ -4,6 +4,7 @@
 //! 2 a scenario file is wrong (diagnostics; nothing ran).
 
 mod docs;
+mod docs_live;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
