@@ -2092,6 +2092,29 @@ impl Executor for FakeExecutor {
         if let Some(why) = self.would_strip_host(req) {
             return Err(why);
         }
+        // A URL a fake service handed out itself (a redirect's `Location`, held in a
+        // PowerShell variable): send it there, as the service it belongs to.
+        if matches!(req.service, Service::Unknown | Service::Local) {
+            let (origin, _) = split_origin(req.url.trim());
+            let urls = self.world.cloud.service_urls();
+            if let Some((name, _)) = urls
+                .iter()
+                .find(|(_, base)| base.trim_end_matches('/').eq_ignore_ascii_case(origin))
+            {
+                let mut r = req.clone();
+                r.service = match name.split(':').next().unwrap_or_default() {
+                    "blob" => Service::Blob,
+                    "vault" => Service::KeyVault,
+                    "cosmos" => Service::Cosmos,
+                    "datalake" => Service::DataLake,
+                    "graph" => Service::Graph,
+                    _ => req.service,
+                };
+                return self
+                    .handle
+                    .block_on(self.send(&r, req.url.trim().to_string()));
+            }
+        }
         let url = self.route(req)?;
         if let Some(req) = self.handle.block_on(self.keep_group_location(req, &url)) {
             return self.handle.block_on(self.send(&req, url));

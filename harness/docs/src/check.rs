@@ -10,6 +10,7 @@ use crate::op::{Action, DocOperation, OpSource, from_az, from_cmdlet, from_http,
 use crate::parse::pwsh::{Cmdlet, cmdlets};
 use crate::parse::{az, curl, pwsh, raw_http};
 use crate::placeholder::World;
+use crate::psenv::{self, PsEnv};
 use crate::report::{
     ArticleReport, BlockReport, CoverageEntry, Finding, FindingKind, OpSummary, Severity, Status,
 };
@@ -1178,13 +1179,61 @@ fn documented_output(a: &BlockAnalysis) -> Option<Value> {
     }
 }
 
+/// Blocks whose lines are PowerShell (cmdlets, `Invoke-WebRequest`, local statements).
+fn is_powershell(a: &BlockAnalysis) -> bool {
+    match a.class.kind {
+        BlockKind::Cmdlet => true,
+        BlockKind::HttpRequest => a.class.detail == "invoke-webrequest",
+        BlockKind::Other => a.class.detail == "powershell-local",
+        _ => false,
+    }
+}
+
+/// Evaluate logical line `i` of a PowerShell block when it is a local assignment (no cmdlet
+/// or request on it) of a variable the scenario world does not already define.
+fn eval_local(ps: &mut PsEnv, a: &BlockAnalysis, i: usize, world: &World) {
+    let l = &a.logical[i];
+    if a.ops.iter().any(|o| o.line == l.start_line) {
+        return;
+    }
+    if let Some((var, _)) = psenv::assignment(&l.text)
+        && world.get(var).is_none()
+    {
+        ps.eval_assignment(&l.text);
+    }
+}
+
+/// Fill `$var` / `$var.Path` from the PowerShell variables set so far; a URL that was a
+/// variable gets the service of the host it resolves to.
+fn with_variables(op: &DocOperation, ps: &PsEnv) -> DocOperation {
+    if ps.is_empty() {
+        return op.clone();
+    }
+    let mut o = op.clone();
+    o.url = ps.substitute(&o.url);
+    o.body = o.body.as_deref().map(|b| ps.substitute(b));
+    for (_, v) in &mut o.headers {
+        *v = ps.substitute(v);
+    }
+    if o.url != op.url && o.service == Service::Unknown {
+        o.service = Service::from_host(&split_url(&o.url).host);
+        if matches!(o.action, Action::Unmapped { .. }) {
+            o.action = Action::DataPlane {
+                what: format!("request to {}", op.url),
+            };
+        }
+    }
+    o
+}
+
 fn run_op(
     op: &DocOperation,
     opts: &CheckOptions<'_>,
     learned: &Learned,
     created_groups: &[String],
+    ps: &PsEnv,
 ) -> ExecResult {
-    let op = learned.op(op);
+    let op = learned.op(&with_variables(op, ps));
     if op.inferred
         && let Some(r) = &op.replay
     {
@@ -1226,7 +1275,7 @@ fn run_op(
 }
 
 fn is_executable(op: &DocOperation) -> bool {
-    !op.url.is_empty() && !matches!(op.action, Action::Unmapped { .. })
+    !op.url.is_empty() && (!matches!(op.action, Action::Unmapped { .. }) || op.url.starts_with('$'))
 }
 
 /// Full check of one article.
@@ -1235,11 +1284,32 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
     let findings = static_findings(&blocks);
     let mut exec: Vec<Vec<ExecResult>> = Vec::with_capacity(blocks.len());
     let mut learned = Learned::default();
+    let mut ps = PsEnv::default();
     let groups = created_groups(&blocks);
     for (i, a) in blocks.iter().enumerate() {
         let mut results = Vec::new();
+        let powershell = is_powershell(a);
+        let mut cursor = 0;
         for (k, op) in a.ops.iter().enumerate().filter(|(_, o)| is_executable(o)) {
-            let r = run_op(op, opts, &learned, &groups);
+            if powershell {
+                // Assignments before this line (`$jsonParams = $params | ConvertTo-Json`).
+                while cursor < a.logical.len() && a.logical[cursor].start_line < op.line {
+                    eval_local(&mut ps, a, cursor, opts.world);
+                    cursor += 1;
+                }
+            }
+            let r = run_op(op, opts, &learned, &groups, &ps);
+            if powershell
+                && let Ok(resp) = &r.outcome
+                && let Some(l) = a.logical.iter().find(|l| l.start_line == op.line)
+                && let Some((var, rhs)) = psenv::assignment(&l.text)
+                && opts.world.get(var).is_none()
+            {
+                let rhs = rhs.to_ascii_lowercase();
+                if rhs.starts_with("invoke-webrequest") || rhs.starts_with("invoke-restmethod") {
+                    ps.bind_response(var, resp, rhs.starts_with("invoke-restmethod"));
+                }
+            }
             if let Some(Some((_, Some(out)))) = Some(r.replay.as_ref())
                 && let Some((_, var, prop)) = a.binds.iter().find(|(i, _, _)| *i == k)
             {
@@ -1255,6 +1325,12 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
                 }
             }
             results.push(r);
+        }
+        if powershell {
+            while cursor < a.logical.len() {
+                eval_local(&mut ps, a, cursor, opts.world);
+                cursor += 1;
+            }
         }
         // The example output after a replayed command tells which of the doc's sample
         // values later steps copy from it.

@@ -23,6 +23,7 @@ pub mod json;
 pub mod op;
 pub mod parse;
 pub mod placeholder;
+pub mod psenv;
 pub mod report;
 pub mod specs;
 pub mod tool;
