@@ -160,53 +160,52 @@ impl PsEnv {
 
     /// Replace `$var` and `$var.Path` references whose value is a string (or number) with it;
     /// unknown variables stay as written.
-    pub fn substitute(&self, s: &str) -> String {
-        if self.vars.is_empty() || !s.contains('$') {
-            return s.to_string();
+    pub fn substitute(&self, text: &str) -> String {
+        if self.vars.is_empty() || !text.contains('$') {
+            return text.to_string();
         }
-        let mut out = String::with_capacity(s.len());
-        let mut i = 0;
-        let b = s.as_bytes();
-        while i < s.len() {
-            if b[i] == b'$' {
+        let bytes = text.as_bytes();
+        let word = |mut at: usize| {
+            while at < text.len() && (bytes[at].is_ascii_alphanumeric() || bytes[at] == b'_') {
+                at += 1;
+            }
+            at
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut pos = 0;
+        while pos < text.len() {
+            if bytes[pos] == b'$' {
                 // The longest `$name(.prop|[n])*` that resolves to a scalar.
-                let mut end = i + 1;
-                while end < s.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
-                    end += 1;
-                }
                 let mut best = None;
-                let mut j = end;
+                let mut stop = word(pos + 1);
                 loop {
-                    if let Some(v) = self.path(&s[i..j]).filter(is_scalar) {
-                        best = Some((j, v));
+                    if let Some(v) = self.path(&text[pos..stop]).filter(is_scalar) {
+                        best = Some((stop, v));
                     }
-                    if j < s.len() && b[j] == b'.' {
-                        let mut k = j + 1;
-                        while k < s.len() && (b[k].is_ascii_alphanumeric() || b[k] == b'_') {
-                            k += 1;
-                        }
-                        if k == j + 1 {
+                    if stop < text.len() && bytes[stop] == b'.' {
+                        let next = word(stop + 1);
+                        if next == stop + 1 {
                             break;
                         }
-                        j = k;
-                    } else if j < s.len() && b[j] == b'[' {
-                        match s[j..].find(']') {
-                            Some(c) => j += c + 1,
+                        stop = next;
+                    } else if stop < text.len() && bytes[stop] == b'[' {
+                        match text[stop..].find(']') {
+                            Some(close) => stop += close + 1,
                             None => break,
                         }
                     } else {
                         break;
                     }
                 }
-                if let Some((j, v)) = best {
+                if let Some((stop, v)) = best {
                     out.push_str(&scalar_text(&v));
-                    i = j;
+                    pos = stop;
                     continue;
                 }
             }
-            let ch = s[i..].chars().next().unwrap_or(' ');
+            let ch = text[pos..].chars().next().unwrap_or(' ');
             out.push(ch);
-            i += ch.len_utf8();
+            pos += ch.len_utf8();
         }
         out
     }
@@ -247,7 +246,6 @@ fn matching_paren(e: &str) -> Option<usize> {
     for (i, c) in e.char_indices() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
             (None, '"' | '\'') => quote = Some(c),
             (None, '(') => depth += 1,
             (None, ')') => {
@@ -292,7 +290,6 @@ fn split_pipe(e: &str) -> Option<(&str, &str)> {
     for (i, c) in e.char_indices() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
             (None, '"' | '\'') => quote = Some(c),
             (None, '(' | '{' | '[') => depth += 1,
             (None, ')' | '}' | ']') => depth -= 1,
