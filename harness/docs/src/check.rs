@@ -1672,6 +1672,23 @@ fn response_status(
             );
         }
     };
+    // JSON that shares no field with the response is not its output (request parameters the
+    // prose introduces, a different call's result).
+    if let (Value::Object(d), Value::Object(act)) = (doc, &actual)
+        && d.len() >= 2
+        && !act.is_empty()
+        && !d
+            .keys()
+            .any(|k| act.keys().any(|ak| ak.eq_ignore_ascii_case(k)))
+    {
+        return (
+            Status::NotCheckable,
+            format!(
+                "shares no field with the response of L{}: not that request's output (request parameters or another call's result); checked as JSON only",
+                last.line
+            ),
+        );
+    }
     let mut diffs = compare(doc, &actual);
     if last.inferred {
         for d in &mut diffs {
