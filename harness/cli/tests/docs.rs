@@ -196,6 +196,15 @@ fn seed_articles_against_the_fake_cloud() {
     let b = block_at(r004, 3619);
     assert_eq!(status(b), "not-checkable");
     assert!(reason(b).contains("already granted"), "{}", reason(b));
+    // Reference-form requests: the request line, the "Request headers" table and the
+    // "Request body" block are sent together.
+    for line in [4808, 5036, 6567] {
+        let b = block_at(r004, line);
+        assert_eq!(status(b), "works", "L{line}: {}", reason(b));
+    }
+    let b = block_at(r004, 4982);
+    assert_eq!(status(b), "broken");
+    assert!(reason(b).contains("<<SUBSCRIPTION ID>>"), "{}", reason(b));
     // PowerShell variables carry across blocks: `$jsonParams = $params | ConvertTo-Json`
     // (L1391) is the body of listServiceSas (L1395); the Data Lake upload follows the
     // redirect held in `$HdfsRedirectResponse.Headers.Location` (L721).

@@ -65,7 +65,72 @@ pub fn analyse(text: &str) -> (SourceFormat, Vec<BlockAnalysis>) {
         fill_operations(&mut a);
         out.push(a);
     }
+    assemble_reference_requests(text, &mut out);
     (format, out)
+}
+
+/// The REST how-tos print a request in reference form: the request line in one block, the
+/// headers in a "Request headers" table in the prose, the body in a "Request body" block.
+/// Put them together so the request can be sent as the article specifies it.
+fn assemble_reference_requests(text: &str, blocks: &mut [BlockAnalysis]) {
+    let lines: Vec<&str> = text.lines().collect();
+    for i in 0..blocks.len() {
+        let a = &blocks[i];
+        let bare = a.class.kind == BlockKind::HttpRequest
+            && a.class.detail == "raw-http"
+            && a.ops.len() == 1
+            && a.ops[0].headers.is_empty()
+            && a.ops[0].body.is_none();
+        if !bare {
+            continue;
+        }
+        // The prose and blocks up to the next request or command (at most 3 blocks on).
+        let mut body = None;
+        let mut bad_body = false;
+        let mut region_end = lines.len();
+        for b in blocks.iter().skip(i + 1).take(3) {
+            if b.class.kind.is_actionable() {
+                region_end = b.block.start_line.saturating_sub(1);
+                break;
+            }
+            if b.class.kind == BlockKind::RequestBody {
+                // The lenient parse re-joins strings the text export wrapped across lines; a
+                // body that is not JSON is reported on its own block.
+                match &b.json {
+                    Some(Ok(j)) => body = Some(j.value.to_string()),
+                    _ => bad_body = true,
+                }
+                region_end = b.block.start_line.saturating_sub(1);
+                break;
+            }
+        }
+        let from = a.block.end_line.min(lines.len());
+        let prose = lines[from..region_end.min(lines.len()).max(from)].join("\n");
+        let prose = prose.to_ascii_lowercase();
+        // Only when the article gives the headers, and the body (if it names one) as JSON.
+        if !prose.contains("request header")
+            || bad_body
+            || (prose.contains("request body") && body.is_none())
+        {
+            continue;
+        }
+        let mut headers = Vec::new();
+        if prose.contains("authorization") {
+            headers.push((
+                "Authorization".to_string(),
+                "Bearer <ACCESS TOKEN>".to_string(),
+            ));
+        }
+        if prose.contains("content-type") {
+            headers.push(("Content-Type".to_string(), "application/json".to_string()));
+        }
+        if prose.contains("metadata") && prose.contains("true") {
+            headers.push(("Metadata".to_string(), "true".to_string()));
+        }
+        let op = &mut blocks[i].ops[0];
+        op.headers = headers;
+        op.body = body;
+    }
 }
 
 fn fill_operations(a: &mut BlockAnalysis) {
