@@ -1255,16 +1255,54 @@ fn is_powershell(a: &BlockAnalysis) -> bool {
 }
 
 /// Evaluate logical line `i` of a PowerShell block when it is a local assignment (no cmdlet
-/// or request on it) of a variable the scenario world does not already define.
-fn eval_local(ps: &mut PsEnv, a: &BlockAnalysis, i: usize, world: &World) {
+/// or request on it). A variable the scenario world defines (`$ArmToken`) keeps the world's
+/// value, but the line is still evaluated to see that what it reads is there.
+fn eval_local(
+    ps: &mut PsEnv,
+    a: &BlockAnalysis,
+    i: usize,
+    world: &World,
+) -> Option<(usize, psenv::Eval)> {
     let l = &a.logical[i];
     if a.ops.iter().any(|o| o.line == l.start_line) {
-        return;
+        return None;
     }
-    if let Some((var, _)) = psenv::assignment(&l.text)
-        && world.get(var).is_none()
-    {
-        ps.eval_assignment(&l.text);
+    let (var, _) = psenv::assignment(&l.text)?;
+    let bind = world.get(var).is_none();
+    Some((l.start_line, ps.eval_assignment(&l.text, bind)))
+}
+
+/// Local PowerShell statements: evaluated against the earlier blocks' responses.
+fn local_status(evals: &[(usize, psenv::Eval)], set: &[String]) -> (Status, String) {
+    let missing: Vec<String> = evals
+        .iter()
+        .filter_map(|(line, e)| match e {
+            psenv::Eval::Missing(expr) => {
+                Some(format!("L{line}: `{expr}` is not in the response it reads"))
+            }
+            _ => None,
+        })
+        .collect();
+    if !missing.is_empty() {
+        return (Status::Drifted, missing.join("; "));
+    }
+    let all = !evals.is_empty() && evals.iter().all(|(_, e)| *e == psenv::Eval::Set);
+    match (all, set.is_empty()) {
+        (true, true) => (
+            Status::Works,
+            "local PowerShell statements: evaluated against the earlier responses".into(),
+        ),
+        (true, false) => (
+            Status::Works,
+            format!(
+                "local PowerShell statements: evaluated against the earlier responses; set {}",
+                set.join(", ")
+            ),
+        ),
+        _ => (
+            Status::NotCheckable,
+            "local PowerShell statements the checker cannot evaluate (unknown variables or expressions)".into(),
+        ),
     }
 }
 
@@ -1350,16 +1388,20 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
     let mut exec: Vec<Vec<ExecResult>> = Vec::with_capacity(blocks.len());
     let mut learned = Learned::default();
     let mut ps = PsEnv::default();
+    let mut set_by_block: Vec<Vec<String>> = Vec::with_capacity(blocks.len());
+    let mut evals_by_block: Vec<Vec<(usize, psenv::Eval)>> = Vec::with_capacity(blocks.len());
     let groups = created_groups(&blocks);
     for (i, a) in blocks.iter().enumerate() {
         let mut results = Vec::new();
+        let before = ps.snapshot();
         let powershell = is_powershell(a);
         let mut cursor = 0;
+        let mut evals = Vec::new();
         for (k, op) in a.ops.iter().enumerate().filter(|(_, o)| is_executable(o)) {
             if powershell {
                 // Assignments before this line (`$jsonParams = $params | ConvertTo-Json`).
                 while cursor < a.logical.len() && a.logical[cursor].start_line < op.line {
-                    eval_local(&mut ps, a, cursor, opts.world);
+                    evals.extend(eval_local(&mut ps, a, cursor, opts.world));
                     cursor += 1;
                 }
             }
@@ -1393,10 +1435,11 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
         }
         if powershell {
             while cursor < a.logical.len() {
-                eval_local(&mut ps, a, cursor, opts.world);
+                evals.extend(eval_local(&mut ps, a, cursor, opts.world));
                 cursor += 1;
             }
         }
+        evals_by_block.push(evals);
         // The example output after a replayed command tells which of the doc's sample
         // values later steps copy from it.
         if let Some(Some((_, Some(out)))) = results.last().map(|r| r.replay.as_ref())
@@ -1406,6 +1449,7 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
         {
             learned.learn(&doc, out);
         }
+        set_by_block.push(ps.changed_since(&before));
         exec.push(results);
     }
     let coverage: Vec<&CoverageEntry> = opts
@@ -1440,7 +1484,12 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
                 opts.world,
             )
         } else {
-            other_status(a, &block_findings)
+            match other_status(a, &block_findings) {
+                (Status::NotCheckable, _) if a.class.detail == "powershell-local" => {
+                    local_status(&evals_by_block[i], &set_by_block[i])
+                }
+                other => other,
+            }
         };
         let covered_by = coverage
             .iter()

@@ -26,6 +26,17 @@ pub struct PsEnv {
     vars: Vec<(String, Value)>,
 }
 
+/// Result of evaluating an assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eval {
+    /// Evaluated.
+    Set,
+    /// Reads a known variable's path that is not there (the expression as written).
+    Missing(String),
+    /// Outside the evaluator's language, or an unknown variable.
+    Unknown,
+}
+
 /// `$name = rhs` (not `$a.b = `, not `==`).
 pub fn assignment(line: &str) -> Option<(&str, &str)> {
     let t = line.trim();
@@ -55,6 +66,20 @@ impl PsEnv {
         let n = name.trim_start_matches('$').to_string();
         self.vars.retain(|(k, _)| !k.eq_ignore_ascii_case(&n));
         self.vars.push((n, v));
+    }
+
+    /// The variables as they are now (for [`PsEnv::changed_since`]).
+    pub fn snapshot(&self) -> Vec<(String, Value)> {
+        self.vars.clone()
+    }
+
+    /// `$names` set or changed since `before`.
+    pub fn changed_since(&self, before: &[(String, Value)]) -> Vec<String> {
+        self.vars
+            .iter()
+            .filter(|(k, v)| !before.iter().any(|(bk, bv)| bk == k && bv == v))
+            .map(|(k, _)| format!("${k}"))
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -89,17 +114,35 @@ impl PsEnv {
         );
     }
 
-    /// Evaluate `$var = <expression>`; false when the expression is outside the language.
-    pub fn eval_assignment(&mut self, line: &str) -> bool {
+    /// Evaluate `$var = <expression>`; bind the result when `bind`.
+    pub fn eval_assignment(&mut self, line: &str, bind: bool) -> Eval {
         let Some((var, rhs)) = assignment(line) else {
-            return false;
+            return Eval::Unknown;
         };
         match self.eval(rhs) {
             Some(v) => {
-                self.set(var, v);
-                true
+                if bind {
+                    self.set(var, v);
+                }
+                Eval::Set
             }
-            None => false,
+            None => {
+                // `$known.Missing.Path`: the value the line reads is not in the response.
+                let base = rhs.trim().trim_start_matches('(');
+                let name_end = base
+                    .get(1..)
+                    .and_then(|b| b.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+                    .map_or(base.len(), |i| i + 1);
+                if base.starts_with('$')
+                    && self.get(&base[..name_end]).is_some()
+                    && !rhs.contains('|')
+                    && !rhs.contains('(')
+                {
+                    Eval::Missing(rhs.trim().to_string())
+                } else {
+                    Eval::Unknown
+                }
+            }
         }
     }
 
@@ -340,7 +383,7 @@ mod tests {
     #[case("$x = Get-Thing -Name y", "$x", None)]
     fn evaluates(#[case] line: &str, #[case] expr: &str, #[case] want: Option<&str>) {
         let mut e = env();
-        e.eval_assignment(line);
+        e.eval_assignment(line, true);
         let got = e.eval(expr);
         assert_eq!(got.as_ref().and_then(Value::as_str), want, "{got:?}");
     }
@@ -348,10 +391,22 @@ mod tests {
     #[test]
     fn hashtable_to_json_body() {
         let mut e = PsEnv::default();
-        assert!(e.eval_assignment(
-            r#"$params = @{canonicalizedResource="/blob/acct/c";signedResource="c";signedExpiry="2017-09-23T00:00:00Z"}"#
-        ));
-        assert!(e.eval_assignment("$jsonParams = $params | ConvertTo-Json"));
+        assert_eq!(
+            e.eval_assignment(
+                r#"$params = @{canonicalizedResource="/blob/acct/c";signedResource="c";signedExpiry="2017-09-23T00:00:00Z"}"#,
+                true
+            ),
+            Eval::Set
+        );
+        assert_eq!(
+            e.eval_assignment("$jsonParams = $params | ConvertTo-Json", true),
+            Eval::Set
+        );
+        assert_eq!(
+            e.eval_assignment("$t = $params.access_token", true),
+            Eval::Missing("$params.access_token".into())
+        );
+        assert_eq!(e.eval_assignment("$t = $nope.x", true), Eval::Unknown);
         let body = e.substitute("$jsonParams");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["signedResource"], "c");

@@ -237,3 +237,26 @@ fn malformed_example_response_is_flagged() {
         r.findings
     );
 }
+
+/// PowerShell lines read earlier responses: a property the response does not have is flagged
+/// at its line, a correct one works.
+#[test]
+fn powershell_variables_read_the_earlier_response() {
+    let article = "# Token\n\n## Get a token\n\n```powershell\n$response = Invoke-WebRequest -Uri 'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/' -Method GET -Headers @{Metadata=\"true\"}\n```\n\n```powershell\n$content = $response.Content | ConvertFrom-Json\n```\n\n```powershell\n$ArmToken = $content.access_token\n```\n";
+    let r = run(article);
+    for b in &r.blocks {
+        assert_eq!(b.status, Status::Works, "L{}: {}", b.start_line, b.reason);
+    }
+    let mutated = article.replace("$content.access_token", "$content.accessToken");
+    let r = run(&mutated);
+    let line = line_of(&mutated, "$content.accessToken");
+    let b = block_at(&r, line);
+    assert_eq!(b.status, Status::Drifted, "{}", b.reason);
+    assert!(
+        b.reason.contains(&format!(
+            "L{line}: `$content.accessToken` is not in the response it reads"
+        )),
+        "{}",
+        b.reason
+    );
+}
