@@ -119,29 +119,26 @@ impl PsEnv {
         let Some((var, rhs)) = assignment(line) else {
             return Eval::Unknown;
         };
-        match self.eval(rhs) {
-            Some(v) => {
-                if bind {
-                    self.set(var, v);
-                }
-                Eval::Set
+        if let Some(v) = self.eval(rhs) {
+            if bind {
+                self.set(var, v);
             }
-            None => {
-                // `$known.Missing.Path`: the value the line reads is not in the response.
-                let base = rhs.trim().trim_start_matches('(');
-                let name_end = base
-                    .get(1..)
-                    .and_then(|b| b.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
-                    .map_or(base.len(), |i| i + 1);
-                if base.starts_with('$')
-                    && self.get(&base[..name_end]).is_some()
-                    && !rhs.contains('|')
-                    && !rhs.contains('(')
-                {
-                    Eval::Missing(rhs.trim().to_string())
-                } else {
-                    Eval::Unknown
-                }
+            Eval::Set
+        } else {
+            // `$known.Missing.Path`: the value the line reads is not in the response.
+            let base = rhs.trim().trim_start_matches('(');
+            let name_end = base
+                .get(1..)
+                .and_then(|b| b.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+                .map_or(base.len(), |i| i + 1);
+            if base.starts_with('$')
+                && self.get(&base[..name_end]).is_some()
+                && !rhs.contains('|')
+                && !rhs.contains('(')
+            {
+                Eval::Missing(rhs.trim().to_string())
+            } else {
+                Eval::Unknown
             }
         }
     }
