@@ -318,6 +318,15 @@ async fn check(args: CheckArgs, scenarios: &Path) -> Result<ExitCode> {
     })
 }
 
+/// `1 example`, `2 examples`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn count(r: &ArticleReport, s: Status) -> usize {
     r.blocks.iter().filter(|b| b.status == s).count()
 }
@@ -732,8 +741,8 @@ pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> Strin
         if !works.is_empty() {
             let _ = writeln!(
                 s,
-                "\n  WORKS - {} examples ran and matched what the doc says",
-                works.len()
+                "\n  WORKS - {} ran and matched what the doc says",
+                plural(works.len(), "example")
             );
             let items: Vec<String> = works
                 .iter()
@@ -760,7 +769,7 @@ pub fn render_text(reports: &[ArticleReport], backend: &str, all: bool) -> Strin
         }
         if !groups.is_empty() {
             let n: usize = groups.values().map(Vec::len).sum();
-            let _ = writeln!(s, "\n  NOT CHECKABLE - {n} examples, by reason");
+            let _ = writeln!(s, "\n  NOT CHECKABLE - {}, by reason", plural(n, "example"));
             let mut sorted: Vec<_> = groups.into_iter().collect();
             sorted.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
             for (reason, ls) in sorted {
