@@ -68,8 +68,7 @@ pub(crate) fn ensure(world: &Arc<World>, st: &mut WorldState, site_id: &str, nam
         Router::new().fallback(handle).with_state(ctx)
     });
     if let Ok(server) = made {
-        st.service_urls
-            .insert(format!("scm:{name}"), server.url());
+        st.service_urls.insert(format!("scm:{name}"), server.url());
         st.scm_sites.insert(key, ScmSite { server });
     }
 }
@@ -99,7 +98,10 @@ pub(crate) fn drain_servers(st: &mut WorldState) -> Vec<ServerHandle> {
 fn plain(status: StatusCode, body: &'static str) -> Response {
     (
         status,
-        [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -139,7 +141,11 @@ async fn handle(
     else {
         return unauthorized();
     };
-    if !auth.trim_start().to_ascii_lowercase().starts_with("bearer ") {
+    if !auth
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("bearer ")
+    {
         return unauthorized();
     }
     let Ok(claims) = ctx.world.verify(auth, crate::token::ARM_AUDIENCES) else {
@@ -272,9 +278,7 @@ pub fn interpret(script: &str, env: &BTreeMap<String, String>) -> Result<CurlPla
 fn assignment(line: &str) -> Option<(&str, &str)> {
     let (name, value) = line.split_once('=')?;
     let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && value.starts_with('"')
         && value.ends_with('"')
         && value.len() >= 2;
@@ -339,7 +343,11 @@ fn curl_line(cmd: &str, vars: &BTreeMap<String, String>) -> Result<CurlParts, St
             s => url = Some(s.to_owned()),
         }
     }
-    let body = if data { body.or(Some(Vec::new())) } else { None };
+    let body = if data {
+        body.or(Some(Vec::new()))
+    } else {
+        None
+    };
     Ok((
         method.unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.to_owned()),
         url.unwrap_or_default(),
@@ -464,10 +472,7 @@ fn expand(
                 }
             }
             None => {
-                if inner.is_empty()
-                    || !inner
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 {
                     return Err(format!("${{{inner}}}: bad substitution"));
                 }
@@ -551,7 +556,10 @@ mod tests {
 
     fn env() -> BTreeMap<String, String> {
         BTreeMap::from([
-            ("IDENTITY_ENDPOINT".to_owned(), "http://ep/msi/token".to_owned()),
+            (
+                "IDENTITY_ENDPOINT".to_owned(),
+                "http://ep/msi/token".to_owned(),
+            ),
             ("IDENTITY_HEADER".to_owned(), "s3cr3t".to_owned()),
         ])
     }
@@ -560,8 +568,11 @@ mod tests {
     fn words_quote_and_expand() {
         let v = env();
         assert_eq!(
-            words(r#"a 'b c' "d $IDENTITY_HEADER" "${NOPE:-$IDENTITY_ENDPOINT}"'?x=1' 'e'\''f'"#, &v)
-                .unwrap(),
+            words(
+                r#"a 'b c' "d $IDENTITY_HEADER" "${NOPE:-$IDENTITY_ENDPOINT}"'?x=1' 'e'\''f'"#,
+                &v
+            )
+            .unwrap(),
             ["a", "b c", "d s3cr3t", "http://ep/msi/token?x=1", "e'f"]
         );
         assert_eq!(words("x </dev/null 2>&1", &v).unwrap(), ["x", "<"]);

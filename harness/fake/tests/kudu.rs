@@ -96,7 +96,13 @@ fn frame(output: &str, nonce: &str) -> (u16, Value) {
             body = Some(serde_json::from_slice(&out).unwrap_or(Value::Null));
         }
     }
-    let status = head.unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status = head
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     (status, body.unwrap())
 }
 
@@ -113,7 +119,11 @@ async fn kudu_runs_the_in_host_script_against_the_sites_identity_endpoint() {
         "POST",
         &url,
         Some(&tok),
-        Some(command(&script("n1", Some("\"X-IDENTITY-HEADER: $mic_hd\""), Q))),
+        Some(command(&script(
+            "n1",
+            Some("\"X-IDENTITY-HEADER: $mic_hd\""),
+            Q,
+        ))),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -128,7 +138,13 @@ async fn kudu_runs_the_in_host_script_against_the_sites_identity_endpoint() {
     assert!(principal.get(&claims.oid).is_some());
 
     // Without the header: the identity endpoint's own 400, through Kudu.
-    let r = call("POST", &url, Some(&tok), Some(command(&script("n2", None, Q)))).await;
+    let r = call(
+        "POST",
+        &url,
+        Some(&tok),
+        Some(command(&script("n2", None, Q))),
+    )
+    .await;
     let (status, body) = frame(r.body["Output"].as_str().unwrap(), "n2");
     assert_eq!(status, 400, "{body}");
 
@@ -156,7 +172,11 @@ async fn kudu_runs_the_in_host_script_against_the_sites_identity_endpoint() {
         "POST",
         &format!("{}/api/command", bare.scm),
         Some(&tok),
-        Some(command(&script("n3", Some("\"X-IDENTITY-HEADER: $mic_hd\""), Q))),
+        Some(command(&script(
+            "n3",
+            Some("\"X-IDENTITY-HEADER: $mic_hd\""),
+            Q,
+        ))),
     )
     .await;
     let out = r.body["Output"].as_str().unwrap();
@@ -233,7 +253,10 @@ async fn kudu_answers_garbage_like_kudu_and_never_panics() {
         let tok = tok.clone();
         async move {
             let mut rb = client()
-                .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), &url)
+                .request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                    &url,
+                )
                 .body(body);
             if auth {
                 rb = rb.bearer_auth(tok);

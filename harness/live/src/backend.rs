@@ -811,7 +811,10 @@ impl Environment for LiveEnvironment {
     }
 
     /// App Service sites: placeholders the Kudu script replaces by the site's own values.
-    fn host_environment(&self, host_resource_id: &str) -> std::collections::BTreeMap<String, String> {
+    fn host_environment(
+        &self,
+        host_resource_id: &str,
+    ) -> std::collections::BTreeMap<String, String> {
         if is_site(host_resource_id) {
             kudu::host_environment()
         } else {

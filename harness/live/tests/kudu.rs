@@ -69,11 +69,24 @@ enum Want {
 #[case::killed_idle(kudu_json("", "Command 'bash' aborted due to no output and CPU activity for 60 seconds.", -1), Want::NoFrame)]
 #[case::foreign_nonce(kudu_json(&frame_ok("other", 200, b"{}"), "", 0), Want::NoFrame)]
 #[case::cut_beginning(kudu_json("exit 0\nMIC-END v1 n1 2\n", "", 0), Want::Truncated)]
-#[case::unfinished(kudu_json("MIC-BEGIN v1 n1\nexit 0\n", "gzip: broken pipe", 1), Want::Incomplete)]
+#[case::unfinished(
+    kudu_json("MIC-BEGIN v1 n1\nexit 0\n", "gzip: broken pipe", 1),
+    Want::Incomplete
+)]
 #[case::bad_length(kudu_json(&frame_ok("n1", 200, b"{}").replace("MIC-END v1 n1 2", "MIC-END v1 n1 9"), "", 0), Want::Malformed)]
-#[case::bad_base64(kudu_json("MIC-BEGIN v1 n1\nexit 0\nerror \nhead !!!\nbody \nMIC-END v1 n1 0\n", "", 0), Want::Malformed)]
+#[case::bad_base64(
+    kudu_json(
+        "MIC-BEGIN v1 n1\nexit 0\nerror \nhead !!!\nbody \nMIC-END v1 n1 0\n",
+        "",
+        0
+    ),
+    Want::Malformed
+)]
 #[case::no_status_line(kudu_json(&format!("MIC-BEGIN v1 n1\nexit 0\nerror \nhead {}\nbody \nMIC-END v1 n1 0\n", B64.encode("garbage")), "", 0), Want::Malformed)]
-#[case::no_exit_line(kudu_json("MIC-BEGIN v1 n1\nhead \nMIC-END v1 n1 0\n", "", 0), Want::Malformed)]
+#[case::no_exit_line(
+    kudu_json("MIC-BEGIN v1 n1\nhead \nMIC-END v1 n1 0\n", "", 0),
+    Want::Malformed
+)]
 fn kudu_answers_parse(#[case] body: Vec<u8>, #[case] want: Want) {
     let got = kudu::parse_result(&body, "n1");
     match (&want, &got) {
@@ -106,7 +119,10 @@ fn scm_host_from_the_site(#[case] site: Value, #[case] want: &str) {
 }
 
 #[rstest]
-#[case("app.scm.azurewebsites.net", "https://app.scm.azurewebsites.net/api/command")]
+#[case(
+    "app.scm.azurewebsites.net",
+    "https://app.scm.azurewebsites.net/api/command"
+)]
 #[case("127.0.0.1:4000", "http://127.0.0.1:4000/api/command")]
 #[case("localhost:80", "http://localhost:80/api/command")]
 #[case("127.0.0.1.evil.example", "https://127.0.0.1.evil.example/api/command")]
@@ -130,10 +146,16 @@ fn scm_suffix(#[case] cloud: &str, #[case] want: &str) {
 #[case::no_header(HttpRequest::new("GET", format!("{IDENTITY_ENDPOINT_PLACEHOLDER}?resource=a%20b")), None)]
 #[case::quotes_and_body(HttpRequest::new("POST", "http://example.test/it's?\"q\"=$HOME").header("X-Odd", "a 'b' \"c\" $d `e` \\f"), Some(b"\x00\xff body 'quoted'".to_vec()))]
 #[case::placeholder_inside(HttpRequest::new("GET", IDENTITY_ENDPOINT_PLACEHOLDER).header("X-Both", format!("pre-{IDENTITY_HEADER_PLACEHOLDER}-post")), None)]
-fn the_fake_kudu_reads_mic_lives_script(#[case] mut req: HttpRequest, #[case] body: Option<Vec<u8>>) {
+fn the_fake_kudu_reads_mic_lives_script(
+    #[case] mut req: HttpRequest,
+    #[case] body: Option<Vec<u8>>,
+) {
     req.body = body;
     let env = BTreeMap::from([
-        ("IDENTITY_ENDPOINT".to_string(), "http://127.0.0.1:41566/msi/token".to_string()),
+        (
+            "IDENTITY_ENDPOINT".to_string(),
+            "http://127.0.0.1:41566/msi/token".to_string(),
+        ),
         ("IDENTITY_HEADER".to_string(), "AD36SECRET".to_string()),
     ]);
     let cmd = kudu::command_body(Os::Linux, &req, "nonce42");
@@ -172,7 +194,9 @@ fn the_fake_kudu_reads_mic_lives_script(#[case] mut req: HttpRequest, #[case] bo
         .collect();
     let ps = String::from_utf16(&utf16).unwrap();
     assert_eq!(ps, kudu::windows_script(&req, "nonce42"));
-    assert!(!ps.contains(IDENTITY_ENDPOINT_PLACEHOLDER) && !ps.contains(IDENTITY_HEADER_PLACEHOLDER));
+    assert!(
+        !ps.contains(IDENTITY_ENDPOINT_PLACEHOLDER) && !ps.contains(IDENTITY_HEADER_PLACEHOLDER)
+    );
     assert!(ps.contains("MIC-BEGIN v1 nonce42"));
 }
 
@@ -217,7 +241,10 @@ fn backend(cloud: &FakeCloud, ledger: &Path, lines: &Arc<Mutex<Vec<String>>>) ->
         ("AZURE_CLIENT_ID", d.client_id),
         ("AZURE_CLIENT_SECRET", d.client_secret),
         ("MIC_LIVE_ARM_ENDPOINT", cloud.arm_url()),
-        ("MIC_LIVE_ARM_AUDIENCE", "https://management.azure.com/".to_string()),
+        (
+            "MIC_LIVE_ARM_AUDIENCE",
+            "https://management.azure.com/".to_string(),
+        ),
         ("AZURE_AUTHORITY_HOST", cloud.login_url()),
         ("MIC_LIVE_IN_HOST", "run-command".into()),
         ("MIC_LIVE_RUN_ID", "kudu-run".into()),
@@ -336,7 +363,11 @@ async fn a_deployer_without_publish_access_is_refused_as_kudu_refuses() {
     let site = format!("{rg}/providers/Microsoft.Web/sites/app1");
     for (path, api, body) in [
         (&rg, "2021-04-01", json!({"location": "westus"})),
-        (&site, kudu::WEB_API, json!({"location": "westus", "identity": {"type": "SystemAssigned"}, "properties": {}})),
+        (
+            &site,
+            kudu::WEB_API,
+            json!({"location": "westus", "identity": {"type": "SystemAssigned"}, "properties": {}}),
+        ),
     ] {
         env.before_create(path).unwrap();
         let r = env
@@ -354,12 +385,18 @@ async fn a_deployer_without_publish_access_is_refused_as_kudu_refuses() {
         let e = env.host_environment(&site);
         HttpRequest::new(
             "GET",
-            format!("{}?api-version=2019-08-01&resource=https://management.azure.com/", e["IDENTITY_ENDPOINT"]),
+            format!(
+                "{}?api-version=2019-08-01&resource=https://management.azure.com/",
+                e["IDENTITY_ENDPOINT"]
+            ),
         )
         .header("X-IDENTITY-HEADER", e["IDENTITY_HEADER"].clone())
     };
     // The deployer (Owner) can: the site's token comes back through Kudu.
-    let r: HttpResponse = env.send(Route::InHost(&site), token_req(env.as_ref())).await.unwrap();
+    let r: HttpResponse = env
+        .send(Route::InHost(&site), token_req(env.as_ref()))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     // Take the deployer's Owner away at the subscription; Reader on the group stays: Kudu
     // refuses (403) and the error says what is missing.
@@ -403,8 +440,11 @@ async fn a_deployer_without_publish_access_is_refused_as_kudu_refuses() {
     let r = env
         .send(
             Route::Direct,
-            HttpRequest::new("DELETE", format!("{arm}{owner_assignment}?api-version=2022-04-01"))
-                .header("Authorization", format!("Bearer {tok}")),
+            HttpRequest::new(
+                "DELETE",
+                format!("{arm}{owner_assignment}?api-version=2022-04-01"),
+            )
+            .header("Authorization", format!("Bearer {tok}")),
         )
         .await
         .unwrap();
