@@ -462,22 +462,18 @@ fn expand(
             .position(|&c| c == '}')
             .ok_or("bad substitution")?;
         let inner: String = chars[i + 2..i + 2 + end].iter().collect();
-        match inner.split_once(":-") {
-            Some((name, word)) => {
-                let v = lookup(name);
-                if v.is_empty() {
-                    out.push_str(&words(word, vars)?.concat());
-                } else {
-                    out.push_str(&v);
-                }
+        if let Some((name, word)) = inner.split_once(":-") {
+            let v = lookup(name);
+            if v.is_empty() {
+                out.push_str(&words(word, vars)?.concat());
+            } else {
+                out.push_str(&v);
             }
-            None => {
-                if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    return Err(format!("${{{inner}}}: bad substitution"));
-                }
-                out.push_str(&lookup(&inner));
+        } else {
+            if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("${{{inner}}}: bad substitution"));
             }
+            out.push_str(&lookup(&inner));
         }
         return Ok(i + 3 + end);
     }

@@ -66,7 +66,7 @@ fn the_dry_run_shares_as_the_run_would_and_prices_accordingly() {
 
     let text = plan::render(
         &refs,
-        Err(&mic_live::LiveConfig::from_map(&Default::default(), None).unwrap_err()),
+        Err(&mic_live::LiveConfig::from_map(&std::collections::BTreeMap::new(), None).unwrap_err()),
     );
     for want in [
         "sharing (the run's rule, mic_core::share)".to_string(),
@@ -103,7 +103,7 @@ fn the_dry_run_shares_as_the_run_would_and_prices_accordingly() {
     assert_eq!(off.vms, off.vms_without_sharing);
     let text = plan::render_with(
         &refs,
-        Err(&mic_live::LiveConfig::from_map(&Default::default(), None).unwrap_err()),
+        Err(&mic_live::LiveConfig::from_map(&std::collections::BTreeMap::new(), None).unwrap_err()),
         false,
     );
     assert!(text.contains("sharing: off (--no-share)"), "{text}");
@@ -127,7 +127,7 @@ fn an_isolated_scenario_alone_shares_nothing() {
     assert_eq!((s.vms, s.vms_without_sharing), (0, 0));
     let text = plan::render(
         &one,
-        Err(&mic_live::LiveConfig::from_map(&Default::default(), None).unwrap_err()),
+        Err(&mic_live::LiveConfig::from_map(&std::collections::BTreeMap::new(), None).unwrap_err()),
     );
     assert!(text.contains("0 fixtures would serve 0 trials"), "{text}");
     assert!(text.contains("web app myapp${run_id}"), "{text}");
