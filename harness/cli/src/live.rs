@@ -13,11 +13,12 @@ use mic_core::{report, runner};
 use mic_live::progress::Progress;
 use mic_live::{LiveBackend, LiveConfig, LiveOptions, guard, plan, sweep};
 
-/// Print what a live run would create (works with an incomplete configuration too).
-pub fn dry_run(scenarios: &[Arc<Scenario>]) -> ExitCode {
+/// Print what a live run would create, with the fixtures its trials would share (`share`:
+/// not `--no-share`); works with an incomplete configuration too.
+pub fn dry_run(scenarios: &[Arc<Scenario>], share: bool) -> ExitCode {
     let config = LiveConfig::from_env();
     let refs: Vec<&Scenario> = scenarios.iter().map(AsRef::as_ref).collect();
-    out!("{}", plan::render(&refs, config.as_ref()));
+    out!("{}", plan::render_with(&refs, config.as_ref(), share));
     if config.is_ok() {
         ExitCode::SUCCESS
     } else {

@@ -345,7 +345,7 @@ async fn run(dir: &Path, args: RunArgs) -> Result<ExitCode> {
     };
     if args.dry_run {
         return Ok(match args.backend {
-            BackendArg::Live => live::dry_run(&selected),
+            BackendArg::Live => live::dry_run(&selected, !args.no_share),
             BackendArg::Fake => {
                 for s in &selected {
                     let trials: Vec<&str> = runner::trials(s)

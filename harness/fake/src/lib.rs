@@ -21,6 +21,7 @@ pub mod graph;
 mod imds;
 mod keys;
 pub mod keyvault;
+pub mod kudu;
 pub mod rbac;
 mod server;
 pub mod sql;
@@ -382,6 +383,7 @@ impl FakeCloud {
                     .map(|a| a.server),
             );
             v.extend(datalake::drain_servers(&mut st));
+            v.extend(kudu::drain_servers(&mut st));
             v.append(&mut st.main_servers);
             v.extend(
                 std::mem::take(&mut st.vaults)

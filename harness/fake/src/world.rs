@@ -149,6 +149,8 @@ pub(crate) struct State {
     pub run_commands: HashMap<String, crate::arm::runcommand::RunOp>,
     /// Injected ARM faults (`arm/faults.rs`).
     pub arm_faults: crate::arm::faults::FaultQueue,
+    /// Kudu (SCM) sites of App Service apps, keyed by lower-case site id (`kudu.rs`).
+    pub scm_sites: BTreeMap<String, crate::kudu::ScmSite>,
 }
 
 pub(crate) fn host_key(id: &str, kind: &HostKind) -> (String, u8) {

@@ -9,7 +9,8 @@
 //! - **data planes** (direct): sent once (their status codes are what scenarios check),
 //!   retried only when the connection could not be made.
 //! - **in-host** (IMDS, the extension endpoint): locally when mic runs on that very VM
-//!   (detected through IMDS), otherwise through Run Command ([`crate::runcommand`]).
+//!   (detected through IMDS), otherwise through Run Command ([`crate::runcommand`]); on an
+//!   App Service site through its Kudu command API ([`crate::kudu`]).
 //!
 //! Every resource group gets the run's tags; every id is written to the ledger before its
 //! creation; teardown deletes what the ledger still lists for this environment and releases
@@ -31,6 +32,7 @@ use time::OffsetDateTime;
 use crate::arm::{ArmClient, LroOptions, resource_type};
 use crate::config::{InHostMode, LiveConfig};
 use crate::credential::TokenCache;
+use crate::kudu;
 use crate::ledger::{self, Ledger};
 use crate::progress::Progress;
 use crate::runcommand::{self, InHostOutcome};
@@ -122,6 +124,8 @@ struct Shared {
     delete_after: String,
     /// One lock per VM / scale-set instance: its Run Commands, one at a time.
     run_commands: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// SCM (Kudu) host name per App Service site (lower-case id).
+    scm_hosts: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// The live backend: one [`LiveEnvironment`] per scenario trial, all sharing one deployer
@@ -169,6 +173,7 @@ impl LiveBackend {
                 local_vm: tokio::sync::OnceCell::new(),
                 delete_after,
                 run_commands: std::sync::Mutex::new(HashMap::new()),
+                scm_hosts: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -549,6 +554,9 @@ impl LiveEnvironment {
         req: HttpRequest,
     ) -> Result<HttpResponse, BackendError> {
         let s = self.shared();
+        if is_site(host) {
+            return self.kudu(host, &req).await;
+        }
         let local = match s.config.in_host {
             InHostMode::Local => true,
             InHostMode::RunCommand => false,
@@ -661,6 +669,80 @@ impl LiveEnvironment {
         }
     }
 
+    /// An in-host request on an App Service site, through its Kudu command API.
+    async fn kudu(&self, site: &str, req: &HttpRequest) -> Result<HttpResponse, BackendError> {
+        let s = self.shared();
+        let name = resource_type(site)
+            .map(|(_, n)| n)
+            .ok_or_else(|| BackendError::UnknownHost(site.to_string()))?;
+        let scm = self.scm_host(site, &name).await;
+        let url = kudu::command_url(&scm);
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let body = kudu::command_body(self.os, req, &nonce);
+        s.progress.activity(
+            &self.key,
+            &format!("Kudu on {name}: {} {}", req.method, redact_url(&req.url)),
+        );
+        let token = s
+            .arm
+            .tokens
+            .token(&s.config.cloud.arm_audience)
+            .await
+            .map_err(|e| transport_error(&url, e))?;
+        let post = HttpRequest::new("POST", url.clone())
+            .header("Authorization", format!("Bearer {}", token.token.expose()))
+            .json(&body);
+        // The command only fetches (a token); sending it again is harmless: retry 429/5xx.
+        let resp = s
+            .arm
+            .transport
+            .send(&post, RetryClass::Idempotent)
+            .await
+            .map_err(|e| transport_error(&url, e))?;
+        if !resp.is_success() {
+            return Err(transport_error(
+                &url,
+                format!("on {name}: {}", kudu::explain_refusal(&resp)),
+            ));
+        }
+        match kudu::parse_result(&resp.body, &nonce) {
+            Ok(InHostOutcome::Response(r)) => Ok(r),
+            Ok(InHostOutcome::NoAnswer { exit, message }) => Err(BackendError::Transport {
+                url: redact_url(&req.url),
+                message: format!(
+                    "{} (inside site {name}, through Kudu: client exit {exit}: {message})",
+                    if exit == 3 {
+                        "no usable URL (is IDENTITY_ENDPOINT set, i.e. has the site an identity?)"
+                    } else {
+                        InHostOutcome::explain(exit)
+                    }
+                ),
+            }),
+            Err(e) => Err(transport_error(&req.url, format!("Kudu on {name}: {e}"))),
+        }
+    }
+
+    /// The site's SCM host: from its ARM representation, else `<name>.<cloud's SCM suffix>`.
+    async fn scm_host(&self, site: &str, name: &str) -> String {
+        let s = self.shared();
+        let key = site.to_ascii_lowercase();
+        if let Some(h) = s.scm_hosts.lock().expect("not poisoned").get(&key) {
+            return h.clone();
+        }
+        let suffix = kudu::scm_suffix(&s.config.cloud.name);
+        let host = match s.arm.request("GET", site, kudu::WEB_API, None).await {
+            Ok(r) if r.is_success() => {
+                kudu::scm_host(&r.json().unwrap_or(Value::Null), name, suffix)
+            }
+            _ => format!("{name}.{suffix}"),
+        };
+        s.scm_hosts
+            .lock()
+            .expect("not poisoned")
+            .insert(key, host.clone());
+        host
+    }
+
     async fn first_instance(&self, vmss: &str) -> Result<String, BackendError> {
         let s = self.shared();
         let path = format!("{vmss}/virtualMachines");
@@ -685,6 +767,11 @@ impl LiveEnvironment {
                 )
             })
     }
+}
+
+/// Whether an ARM id is an App Service site (`Microsoft.Web/sites`).
+fn is_site(id: &str) -> bool {
+    resource_type(id).is_some_and(|(ty, _)| ty.eq_ignore_ascii_case("Microsoft.Web/sites"))
 }
 
 /// `virtualMachines/myVM` from an ARM path.
@@ -720,6 +807,18 @@ impl Environment for LiveEnvironment {
         match route {
             Route::Direct => self.send_direct(request).await,
             Route::InHost(host) => self.send_in_host(host, request).await,
+        }
+    }
+
+    /// App Service sites: placeholders the Kudu script replaces by the site's own values.
+    fn host_environment(
+        &self,
+        host_resource_id: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        if is_site(host_resource_id) {
+            kudu::host_environment()
+        } else {
+            std::collections::BTreeMap::new()
         }
     }
 

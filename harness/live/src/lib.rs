@@ -52,7 +52,8 @@
 //! fake issues and accepts ARM's real audience, not its loopback URL), give the fake deployer's `AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`,
 //! and set `MIC_LIVE_IN_HOST=run-command`: in-host steps then go through the fake ARM's Run
 //! Command (see [`runcommand`] for the request marker the fake reads and the frame it
-//! prints).
+//! prints). In-host steps on App Service sites go through the site's Kudu (SCM) command API
+//! ([`kudu`]); the fake cloud serves a Kudu per site, named `scm:<site>`.
 
 pub mod arm;
 pub mod backend;
@@ -60,6 +61,7 @@ pub mod config;
 pub mod cost;
 pub mod credential;
 pub mod guard;
+pub mod kudu;
 pub mod ledger;
 pub mod plan;
 pub mod progress;

@@ -108,12 +108,12 @@ pub fn script(os: Os, req: &HttpRequest, nonce: &str) -> Script {
 }
 
 /// Single-quote for POSIX shells.
-fn sh_quote(s: &str) -> String {
+pub(crate) fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Single-quote for PowerShell.
-fn ps_quote(s: &str) -> String {
+pub(crate) fn ps_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -137,6 +137,15 @@ fn shell_script(req: &HttpRequest, nonce: &str) -> Vec<String> {
         request_marker(req, nonce),
         "mic_h=$(mktemp); mic_b=$(mktemp); trap 'rm -f \"$mic_h\" \"$mic_b\"' EXIT".into(),
         send,
+    ]
+    .into_iter()
+    .chain(shell_frame_lines(nonce))
+    .collect()
+}
+
+/// The shell lines after the curl line (`mic_err`, `$mic_h`, `$mic_b`): print the frame.
+pub(crate) fn shell_frame_lines(nonce: &str) -> Vec<String> {
+    vec![
         "mic_rc=$?".into(),
         format!("echo 'MIC-BEGIN v1 {nonce}'"),
         "echo \"exit $mic_rc\"".into(),
@@ -178,6 +187,13 @@ fn powershell_script(req: &HttpRequest, nonce: &str) -> Vec<String> {
             ps_quote(&B64.encode(b))
         ));
     }
+    lines.extend(powershell_frame_lines(nonce));
+    lines
+}
+
+/// The PowerShell lines after `$micArgs` is built: send, then print the frame.
+pub(crate) fn powershell_frame_lines(nonce: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
     lines.extend(
         [
             "try {",

@@ -522,7 +522,8 @@ fn live_scenarios(areas: &[&str]) -> Vec<Arc<Scenario>> {
             cat.scenarios
         })
         .filter(|s| s.backends.contains(&BackendKind::Live))
-        // The live backend runs in-host steps on VMs and scale sets only.
+        // App Service sites (in-host steps through Kudu) have their own test, `tests/kudu.rs`;
+        // kept out here so the sharing figure stays comparable (sites are never shared).
         .filter(|s| s.host.kind != mic_core::model::HostKind::AppService)
         .map(Arc::new)
         .collect()

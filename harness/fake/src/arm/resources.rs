@@ -261,6 +261,7 @@ pub(crate) fn purge(st: &mut State, id: &str) {
     for key in doomed {
         crate::keyvault::forget(st, &key);
         crate::cosmos::forget(st, &key);
+        crate::kudu::forget(st, &key);
         if let Some(r) = st.resources.remove(&key) {
             World::stop_hosts(st, &r.id);
             crate::datalake::on_purge(st, &r.id);

@@ -376,7 +376,7 @@ pub(crate) fn handle(world: &Arc<World>, req: &Req, target: Target) -> ArmResult
     ))
 }
 
-fn client() -> Option<&'static reqwest::Client> {
+pub(crate) fn client() -> Option<&'static reqwest::Client> {
     static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {

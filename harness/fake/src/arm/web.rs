@@ -23,10 +23,20 @@ pub(crate) fn render(world: &World, st: &State, req: &Req, r: &Resource) -> Valu
     }
     let mut p = r.properties.as_object().cloned().unwrap_or_default();
     p.insert("state".into(), json!("Running"));
+    let host = format!("{}.azurewebsites.net", r.name);
+    // Azure lists `<site>.scm.azurewebsites.net` as the Repository host; the fake's Kudu
+    // listens on loopback, so its `host:port` stands there (`kudu.rs`).
+    let scm = crate::kudu::scm_host(st, &r.id)
+        .unwrap_or_else(|| format!("{}.scm.azurewebsites.net", r.name));
+    p.insert("enabledHostNames".into(), json!([host, scm]));
     p.insert(
-        "defaultHostName".into(),
-        json!(format!("{}.azurewebsites.net", r.name)),
+        "hostNameSslStates".into(),
+        json!([
+            {"name": host, "sslState": "Disabled", "hostType": "Standard"},
+            {"name": scm, "sslState": "Disabled", "hostType": "Repository"},
+        ]),
     );
+    p.insert("defaultHostName".into(), json!(host));
     p.insert("provisioningState".into(), json!("Succeeded"));
     m.insert("properties".into(), Value::Object(p));
     Value::Object(m)
@@ -109,6 +119,7 @@ pub(crate) fn site(world: &Arc<World>, req: &Req) -> ArmResult {
             };
             let has_identity = r.identity.is_some();
             st.resources.insert(key, r.clone());
+            crate::kudu::ensure(world, &mut st, &id, &name);
             let secret_kind = HostKind::AppService {
                 secret: String::new(),
             };
