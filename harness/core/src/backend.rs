@@ -234,6 +234,14 @@ pub trait Environment: Send + Sync {
         Duration::from_secs(30)
     }
 
+    /// The deployer's token for another audience (Key Vault, Graph, Azure SQL), when the
+    /// environment signs in itself (live: the configured credential, whatever its kind).
+    /// `None`: the driver signs in with [`DeployerAuth::ClientSecret`].
+    async fn deployer_token_for(&self, audience: &str) -> Option<Result<String, BackendError>> {
+        let _ = audience;
+        None
+    }
+
     /// Release everything the environment holds. Called exactly once, also after failures.
     async fn teardown(&self) -> Result<(), BackendError>;
 }

@@ -342,7 +342,11 @@ impl Backend for LiveBackend {
                 tenant_id: s.config.tenant_id.clone(),
                 location: s.config.location.clone(),
                 run_id: env_id.clone(),
-                aliases: Vec::new(),
+                // `${graph}` in the Graph tutorials' steps: Azure AD Graph.
+                aliases: vec![(
+                    "graph".to_string(),
+                    s.config.cloud.aad_graph.trim_end_matches('/').to_string(),
+                )],
             },
             deployer: Deployer {
                 object_id,
@@ -824,6 +828,23 @@ impl Environment for LiveEnvironment {
 
     fn propagation_budget(&self) -> Duration {
         self.shared().config.propagation_budget
+    }
+
+    /// Tokens for Key Vault, Graph or Azure SQL from the configured credential (client
+    /// secret, federated token, GitHub OIDC or the Azure CLI), cached like the ARM token.
+    async fn deployer_token_for(&self, audience: &str) -> Option<Result<String, BackendError>> {
+        let s = self.shared();
+        Some(
+            s.arm
+                .tokens
+                .token(audience)
+                .await
+                .map(|t| t.token.expose().to_string())
+                .map_err(|e| BackendError::Unavailable {
+                    backend: "live".into(),
+                    reason: e.to_string(),
+                }),
+        )
     }
 
     fn resource_group_tags(&self) -> Vec<(String, String)> {

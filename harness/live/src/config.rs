@@ -33,6 +33,9 @@ pub struct CloudEndpoints {
     pub datalake_suffix: Option<String>,
     /// Microsoft Graph base URL, no trailing slash.
     pub graph: String,
+    /// Azure AD Graph base URL (`graph.windows.net`, api-version 1.6), which the tutorials'
+    /// Graph steps call; Microsoft has retired it, so expect the nightly to report it.
+    pub aad_graph: String,
 }
 
 impl CloudEndpoints {
@@ -54,6 +57,7 @@ impl CloudEndpoints {
                 cosmos_suffix: s("documents.azure.com"),
                 datalake_suffix: Some(s("azuredatalakestore.net")),
                 graph: s("https://graph.microsoft.com"),
+                aad_graph: s("https://graph.windows.net"),
             }),
             "azureusgovernment" | "usgov" => Some(Self {
                 name: s("AzureUSGovernment"),
@@ -66,6 +70,7 @@ impl CloudEndpoints {
                 cosmos_suffix: s("documents.azure.us"),
                 datalake_suffix: None,
                 graph: s("https://graph.microsoft.us"),
+                aad_graph: s("https://graph.microsoftazure.us"),
             }),
             "azurechinacloud" | "china" => Some(Self {
                 name: s("AzureChinaCloud"),
@@ -78,6 +83,7 @@ impl CloudEndpoints {
                 cosmos_suffix: s("documents.azure.cn"),
                 datalake_suffix: None,
                 graph: s("https://microsoftgraph.chinacloudapi.cn"),
+                aad_graph: s("https://graph.chinacloudapi.cn"),
             }),
             _ => None,
         }
@@ -154,6 +160,7 @@ vars! {
     COSMOS_SUFFIX = "MIC_LIVE_COSMOS_SUFFIX", false, false, "override of the Cosmos DB suffix";
     DATALAKE_SUFFIX = "MIC_LIVE_DATALAKE_SUFFIX", false, false, "override of the Data Lake Store suffix";
     GRAPH_ENDPOINT = "MIC_LIVE_GRAPH_ENDPOINT", false, false, "override of the Graph URL";
+    AAD_GRAPH_ENDPOINT = "MIC_LIVE_AAD_GRAPH_ENDPOINT", false, false, "override of the Azure AD Graph URL the Graph tutorials call";
     AUTH = "MIC_LIVE_AUTH", false, false, "auto (default), client-secret, federated, github-oidc, access-token or azure-cli";
     CLIENT_ID = "AZURE_CLIENT_ID", false, false, "application (client) id of the deployer";
     CLIENT_SECRET = "AZURE_CLIENT_SECRET", false, true, "client secret of the deployer application";
@@ -384,6 +391,7 @@ impl LiveConfig {
         }
         cloud.login = r.url(LOGIN_ENDPOINT, cloud.login.clone());
         cloud.graph = r.url(GRAPH_ENDPOINT, cloud.graph.clone());
+        cloud.aad_graph = r.url(AAD_GRAPH_ENDPOINT, cloud.aad_graph.clone());
         for (var, slot) in [
             (STORAGE_SUFFIX, &mut cloud.storage_suffix),
             (KEYVAULT_SUFFIX, &mut cloud.keyvault_suffix),

@@ -44,6 +44,12 @@ impl Run<'_> {
         if ARM_RESOURCES.contains(&resource) {
             return self.deployer_token().await;
         }
+        if let Some(t) = self.env.deployer_token_for(resource).await {
+            let t =
+                t.map_err(|e| StepError(format!("deployer sign-in for {resource} failed: {e}")))?;
+            self.secrets.push((t.clone(), "deployer-token"));
+            return Ok(t);
+        }
         let d = self.env.deployer().clone();
         let DeployerAuth::ClientSecret { client_id, secret } = &d.auth else {
             return Err(StepError(format!(

@@ -111,7 +111,23 @@ impl Run<'_> {
                 let req = HttpRequest::new("PUT", url)
                     .header("Authorization", format!("Bearer {token}"))
                     .json(&json!({"value": value}));
-                let i = self.send(Route::Direct, req, record).await;
+                // On an RBAC vault the deployer's own Secrets Officer assignment (made with
+                // the vault) propagates like any grant: retry a 403 within the budget.
+                let budget = self.env.propagation_budget();
+                let started = std::time::Instant::now();
+                let mut wait = std::time::Duration::from_millis(50);
+                let i = loop {
+                    let i = self.send(Route::Direct, req.clone(), record).await;
+                    let denied = record.exchanges[i]
+                        .response
+                        .as_ref()
+                        .is_some_and(|r| r.status == 403);
+                    if !denied || started.elapsed() + wait >= budget {
+                        break i;
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(self.env.max_poll_interval());
+                };
                 record.primary = Some(i);
                 let body = Self::response(record, i)?.json().unwrap_or(Value::Null);
                 let id = body
