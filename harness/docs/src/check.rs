@@ -1238,6 +1238,10 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
     let groups = created_groups(&blocks);
     for (i, a) in blocks.iter().enumerate() {
         let mut results = Vec::new();
+        // `echo "text" > file`: what a later upload of `file` sends.
+        for (name, content) in crate::tool_data::written_files(&a.logical) {
+            learned.bind(&crate::tool_data::file_marker(&name), &content);
+        }
         for (k, op) in a.ops.iter().enumerate().filter(|(_, o)| is_executable(o)) {
             let r = run_op(op, opts, &learned, &groups);
             if let Some(Some((_, Some(out)))) = Some(r.replay.as_ref())
@@ -1250,6 +1254,16 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
                         .map(|(_, v)| v.clone()),
                     None => out.get("Id").or_else(|| out.get("id")).cloned(),
                 };
+                // `$group.ObjectId` reads a property of the bound object.
+                if prop.is_none()
+                    && let Some(o) = out.as_object()
+                {
+                    for (k, pv) in o {
+                        if let Value::String(s) = pv {
+                            learned.bind(&format!("{var}.{k}"), s);
+                        }
+                    }
+                }
                 if let Some(Value::String(v)) = v {
                     learned.bind(var, &v);
                 }
