@@ -1683,9 +1683,12 @@ impl DataFacts {
             .set("database", SQL_DATABASE)
             .set("sql admin token", self.operator_sql_token.clone());
         // The operator's own credentials for the replayed storage and directory commands.
-        w.set("operator storage token", self.operator_storage_token.clone())
-            .set("operator graph token", self.operator_graph_token.clone())
-            .set("storage account key", self.storage_key.clone());
+        w.set(
+            "operator storage token",
+            self.operator_storage_token.clone(),
+        )
+        .set("operator graph token", self.operator_graph_token.clone())
+        .set("storage account key", self.storage_key.clone());
         if let Some(t) = tokens.get("vault") {
             w.set("keyvaulttoken", t.clone());
         }

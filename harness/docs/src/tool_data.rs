@@ -120,6 +120,14 @@ pub fn file_marker(name: &str) -> String {
 
 /// Map `az storage blob ...`, `az cosmosdb collection show`, `az ad sp list`.
 pub fn from_az(cmd: &AzCommand, line: usize, end_line: usize) -> Option<DocOperation> {
+    // The text export wraps `--account-key` as `--` + newline + `account-key`.
+    let mut fixed = cmd.clone();
+    for (k, v) in &mut fixed.args {
+        if k.is_empty() && !v.is_empty() {
+            *k = v.remove(0);
+        }
+    }
+    let cmd = &fixed;
     let path = cmd.path_str();
     let src = OpSource::AzCli(format!("az {path}"));
     match path.as_str() {
@@ -178,12 +186,15 @@ pub fn from_az(cmd: &AzCommand, line: usize, end_line: usize) -> Option<DocOpera
             let base = format!("https://{account}.blob.core.windows.net/{container}");
             let (method, mut url, body, out) = match path.as_str() {
                 "storage blob upload" => {
-                    let file = cmd.arg("file").unwrap_or("<FILE>");
+                    let file = cmd.arg("file").or(cmd.arg("f")).unwrap_or("<FILE>");
                     let name = cmd.arg("name").unwrap_or(file);
                     headers.push(("x-ms-blob-type".into(), "BlockBlob".into()));
                     // az guesses the content type from the file's extension (again since
                     // 2.35, Azure/azure-cli#21591).
-                    headers.push(("x-ms-blob-content-type".into(), content_type_of(file).into()));
+                    headers.push((
+                        "x-ms-blob-content-type".into(),
+                        content_type_of(file).into(),
+                    ));
                     (
                         "PUT",
                         format!("{base}/{name}"),
@@ -281,7 +292,12 @@ fn graph_get(
 }
 
 fn content_type_of(file: &str) -> &'static str {
-    match file.rsplit('.').next().map(str::to_ascii_lowercase).as_deref() {
+    match file
+        .rsplit('.')
+        .next()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("txt") => "text/plain",
         Some("json") => "application/json",
         Some("html" | "htm") => "text/html",
@@ -292,11 +308,17 @@ fn content_type_of(file: &str) -> &'static str {
 /// Map the storage and directory cmdlets.
 pub fn from_cmdlet(c: &Cmdlet, line: usize, end_line: usize) -> Option<DocOperation> {
     let src = OpSource::Cmdlet(c.name.clone());
-    let noun = c.noun.to_ascii_lowercase();
+    // AzureAD cmdlets are keyed `azuread<noun>` (`Get-AzureADGroup` -> `azureadgroup`).
+    let noun = if c.module == crate::parse::pwsh::CmdletModule::AzureAd {
+        format!("azuread{}", c.noun.to_ascii_lowercase())
+    } else {
+        c.noun.to_ascii_lowercase()
+    };
     let p = |n: &str| c.param_text(n);
     match (c.verb.as_str(), noun.as_str()) {
         ("New", "storagecontext") => {
-            let account = p("StorageAccountName").unwrap_or_else(|| "<STORAGE ACCOUNT NAME>".into());
+            let account =
+                p("StorageAccountName").unwrap_or_else(|| "<STORAGE ACCOUNT NAME>".into());
             let auth = if let Some(k) = p("StorageAccountKey") {
                 format!("key={k}")
             } else if let Some(s) = p("SasToken") {
@@ -330,7 +352,10 @@ pub fn from_cmdlet(c: &Cmdlet, line: usize, end_line: usize) -> Option<DocOperat
                     line,
                     end_line,
                     src,
-                    format!("`{}` without -Context uses the signed-in account's key look-up, which the checker does not replay", c.name),
+                    format!(
+                        "`{}` without -Context uses the signed-in account's key look-up, which the checker does not replay",
+                        c.name
+                    ),
                 ));
             };
             let container = p("Container").unwrap_or_else(|| "<CONTAINER NAME>".into());
@@ -349,7 +374,11 @@ pub fn from_cmdlet(c: &Cmdlet, line: usize, end_line: usize) -> Option<DocOperat
                 ));
                 ("PUT", blob, Some(file_marker(&file)))
             } else {
-                ("GET", p("Blob").unwrap_or_else(|| "<BLOB NAME>".into()), None)
+                (
+                    "GET",
+                    p("Blob").unwrap_or_else(|| "<BLOB NAME>".into()),
+                    None,
+                )
             };
             Some(op(
                 line,
@@ -371,14 +400,16 @@ pub fn from_cmdlet(c: &Cmdlet, line: usize, end_line: usize) -> Option<DocOperat
             };
             o
         }),
-        ("Get", "azureadserviceprincipal" | "azadserviceprincipal") => {
+        ("Get", "azureadserviceprincipal" | "adserviceprincipal") => {
             let tool = if noun.starts_with("azuread") {
                 "AzureAD"
             } else {
                 "Az PowerShell"
             };
             let url = if let Some(id) = p("ObjectId") {
-                format!("https://graph.windows.net/<TENANT ID>/servicePrincipals/{id}?api-version={GRAPH_VERSION}")
+                format!(
+                    "https://graph.windows.net/<TENANT ID>/servicePrincipals/{id}?api-version={GRAPH_VERSION}"
+                )
             } else {
                 let filter = if let Some(f) = p("Filter") {
                     f
@@ -394,7 +425,9 @@ pub fn from_cmdlet(c: &Cmdlet, line: usize, end_line: usize) -> Option<DocOperat
                 } else {
                     format!("&$filter={filter}")
                 };
-                format!("https://graph.windows.net/<TENANT ID>/servicePrincipals?api-version={GRAPH_VERSION}{filter}")
+                format!(
+                    "https://graph.windows.net/<TENANT ID>/servicePrincipals?api-version={GRAPH_VERSION}{filter}"
+                )
             };
             Some(graph_get(
                 line,
@@ -405,13 +438,19 @@ pub fn from_cmdlet(c: &Cmdlet, line: usize, end_line: usize) -> Option<DocOperat
                 DataOutput::PsAdServicePrincipal,
             ))
         }
-        ("Get", "azureadgroup" | "azadgroup") => {
+        ("Get", "azureadgroup" | "adgroup") => {
             let url = if let Some(id) = p("ObjectId") {
-                format!("https://graph.windows.net/<TENANT ID>/groups/{id}?api-version={GRAPH_VERSION}")
+                format!(
+                    "https://graph.windows.net/<TENANT ID>/groups/{id}?api-version={GRAPH_VERSION}"
+                )
             } else if let Some(f) = p("Filter") {
-                format!("https://graph.windows.net/<TENANT ID>/groups?api-version={GRAPH_VERSION}&$filter={f}")
+                format!(
+                    "https://graph.windows.net/<TENANT ID>/groups?api-version={GRAPH_VERSION}&$filter={f}"
+                )
             } else if let Some(n) = p("DisplayName").or(p("SearchString")) {
-                format!("https://graph.windows.net/<TENANT ID>/groups?api-version={GRAPH_VERSION}&$filter=displayName eq '{n}'")
+                format!(
+                    "https://graph.windows.net/<TENANT ID>/groups?api-version={GRAPH_VERSION}&$filter=displayName eq '{n}'"
+                )
             } else {
                 format!("https://graph.windows.net/<TENANT ID>/groups?api-version={GRAPH_VERSION}")
             };
@@ -458,7 +497,9 @@ pub fn from_cmdlet(c: &Cmdlet, line: usize, end_line: usize) -> Option<DocOperat
                 line,
                 end_line,
                 src,
-                format!("https://graph.windows.net/<TENANT ID>/groups/{group}/$links/members?api-version={GRAPH_VERSION}"),
+                format!(
+                    "https://graph.windows.net/<TENANT ID>/groups/{group}/%24links/members?api-version={GRAPH_VERSION}"
+                ),
                 "AzureAD",
                 DataOutput::PsNothing,
             );
@@ -537,7 +578,11 @@ pub fn replay(op: &DocOperation, out: DataOutput, world: &World, exec: &dyn Exec
     let mut op = op.clone();
     // The uploaded file: the checker put in what the doc wrote to it earlier; a file no
     // block writes gets a sample text.
-    if op.body.as_deref().is_some_and(|b| b.starts_with("<FILE ") && b.ends_with('>')) {
+    if op
+        .body
+        .as_deref()
+        .is_some_and(|b| b.starts_with("<FILE ") && b.ends_with('>'))
+    {
         op.body = Some("Hello world! :)".to_string());
     }
     let mut shared_key: Option<(String, String)> = None;
@@ -566,13 +611,13 @@ pub fn replay(op: &DocOperation, out: DataOutput, world: &World, exec: &dyn Exec
                 "Bearer <OPERATOR STORAGE TOKEN>".into(),
             )),
         }
-    } else if let Some(i) = op.headers.iter().position(|(k, v)| {
-        k.eq_ignore_ascii_case("authorization") && v.starts_with("SharedKey ")
-    }) {
+    } else if let Some(i) = op
+        .headers
+        .iter()
+        .position(|(k, v)| k.eq_ignore_ascii_case("authorization") && v.starts_with("SharedKey "))
+    {
         let (_, v) = op.headers.remove(i);
-        let (a, k) = v["SharedKey ".len()..]
-            .split_once(':')
-            .unwrap_or(("", ""));
+        let (a, k) = v["SharedKey ".len()..].split_once(':').unwrap_or(("", ""));
         shared_key = Some((a.to_string(), k.to_string()));
     }
     let mut req = resolve(&op, world);
@@ -596,7 +641,11 @@ pub fn replay(op: &DocOperation, out: DataOutput, world: &World, exec: &dyn Exec
     // the group it created, the member it added.
     let existing = (req.service == Service::Graph
         && req.method == "POST"
-        && req.url.split('?').next().is_some_and(|u| u.to_ascii_lowercase().ends_with("/groups")))
+        && req
+            .url
+            .split('?')
+            .next()
+            .is_some_and(|u| u.to_ascii_lowercase().ends_with("/groups")))
     .then(|| existing_group(&req, exec))
     .flatten();
     let mut outcome = match existing {
@@ -626,7 +675,7 @@ pub fn replay(op: &DocOperation, out: DataOutput, world: &World, exec: &dyn Exec
 /// member it already added: the world's state stands for the tutorial's earlier step.
 fn adopt_member_repeat(req: &ResolvedRequest, resp: &ExecResponse) -> Option<ExecResponse> {
     let url = req.url.to_ascii_lowercase();
-    if url.contains("/$links/members") {
+    if url.contains("/%24links/members") || url.contains("/$links/members") {
         return (resp.status == 400 && resp.body.contains("already exist")).then(|| ExecResponse {
             status: 204,
             headers: Vec::new(),
@@ -861,7 +910,8 @@ pub fn written_files(lines: &[crate::wrap::LogicalLine]) -> Vec<(String, String)
                 .or_else(|| text.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
                 .unwrap_or(text);
             let file = file.trim();
-            (!file.is_empty() && !file.contains(' ')).then(|| (file.to_string(), format!("{text}\n")))
+            (!file.is_empty() && !file.contains(' '))
+                .then(|| (file.to_string(), format!("{text}\n")))
         })
         .collect()
 }
@@ -929,15 +979,23 @@ mod tests {
     #[test]
     fn az_options_without_values_stop_the_tool() {
         let op = from_az(
-            &az::parse("az storage blob upload --container-name --file --name --account-name --sas-token").unwrap(),
+            &az::parse(
+                "az storage blob upload --container-name --file --name --account-name --sas-token",
+            )
+            .unwrap(),
             1,
             1,
         )
         .unwrap();
         assert!(op.url.is_empty());
-        assert!(op.issues[0].contains("expected one argument"), "{:?}", op.issues);
+        assert!(
+            op.issues[0].contains("expected one argument"),
+            "{:?}",
+            op.issues
+        );
         let removed = from_az(
-            &az::parse("az cosmosdb collection show -c Test -d Test --url-connection u --key k").unwrap(),
+            &az::parse("az cosmosdb collection show -c Test -d Test --url-connection u --key k")
+                .unwrap(),
             1,
             1,
         )
@@ -1003,7 +1061,7 @@ mod tests {
     #[case(
         "Add-AzureADGroupMember -ObjectId $g.ObjectId -RefObjectId $sp.ObjectId",
         "POST",
-        "https://graph.windows.net/<TENANT ID>/groups/$g.ObjectId/$links/members?api-version=1.6",
+        "https://graph.windows.net/<TENANT ID>/groups/$g.ObjectId/%24links/members?api-version=1.6",
         None
     )]
     fn cmdlet_data_commands(
@@ -1022,7 +1080,10 @@ mod tests {
         {
             let v: Value = serde_json::from_str(b).unwrap();
             if line.starts_with("New-AzureADGroup") {
-                assert_eq!(v, json!({"displayName": "myGroup", "mailEnabled": false, "mailNickname": "NotSet", "securityEnabled": true}));
+                assert_eq!(
+                    v,
+                    json!({"displayName": "myGroup", "mailEnabled": false, "mailNickname": "NotSet", "securityEnabled": true})
+                );
             }
         }
     }
@@ -1059,29 +1120,48 @@ mod tests {
             headers: Vec::new(),
             body: None,
             service: Service::Blob,
-            action: Action::DataPlane { what: String::new() },
+            action: Action::DataPlane {
+                what: String::new(),
+            },
             inferred: true,
             line: 1,
             unresolved: Vec::new(),
         };
-        let v = project(DataOutput::AzBlobDownload, &req, &resp, &crate::exec::NotExecuted)
-            .unwrap();
+        let v = project(
+            DataOutput::AzBlobDownload,
+            &req,
+            &resp,
+            &crate::exec::NotExecuted,
+        )
+        .unwrap();
         assert_eq!(v["name"], "test.txt");
         assert_eq!(v["container"], "c1");
         assert_eq!(v["properties"]["contentLength"], 21);
         assert_eq!(v["properties"]["contentRange"], "bytes 0-20/21");
-        assert_eq!(v["properties"]["contentSettings"]["contentType"], "text/plain");
+        assert_eq!(
+            v["properties"]["contentSettings"]["contentType"],
+            "text/plain"
+        );
         let ps = project(DataOutput::PsBlob, &req, &resp, &crate::exec::NotExecuted).unwrap();
         assert_eq!(ps["Name"], "test.txt");
         assert_eq!(ps["BlobType"], "BlockBlob");
         let xml = "<EnumerationResults><Blobs><Blob><Name>hello.txt</Name><Properties><Content-Length>15</Content-Length><Content-Type>text/plain</Content-Type></Properties></Blob></Blobs></EnumerationResults>";
-        assert_eq!(xml_blobs(xml), vec![("hello.txt".to_string(), 15, "text/plain".to_string())]);
+        assert_eq!(
+            xml_blobs(xml),
+            vec![("hello.txt".to_string(), 15, "text/plain".to_string())]
+        );
         let group = ExecResponse {
             status: 200,
             headers: Vec::new(),
             body: json!({"value": [{"objectId": "g1", "displayName": "myGroup", "mailEnabled": false, "mailNickname": "NotSet", "securityEnabled": true}]}).to_string(),
         };
-        let g = project(DataOutput::PsAdGroup, &req, &group, &crate::exec::NotExecuted).unwrap();
+        let g = project(
+            DataOutput::PsAdGroup,
+            &req,
+            &group,
+            &crate::exec::NotExecuted,
+        )
+        .unwrap();
         assert_eq!(g["ObjectId"], "g1");
         assert_eq!(g["DisplayName"], "myGroup");
     }
