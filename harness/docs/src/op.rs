@@ -342,7 +342,11 @@ fn json_str(s: &str) -> String {
 
 /// Map an `az` command to the ARM call it makes (or a local action).
 pub fn from_az(cmd: &AzCommand, line: usize, end_line: usize) -> DocOperation {
-    if let Some(op) = crate::tool_data::from_az(cmd, line, end_line) {
+    if let Some(mut op) = crate::tool_data::from_az(cmd, line, end_line) {
+        // The command line's own problems come first.
+        let mut issues = cmd.issues.clone();
+        issues.append(&mut op.issues);
+        op.issues = issues;
         return op;
     }
     let src = OpSource::AzCli(format!("az {}", cmd.path_str()));

@@ -58,6 +58,7 @@ pub enum DataOutput {
     AzAdList,
 }
 
+#[allow(clippy::too_many_arguments)] // one constructor for every mapped command
 fn op(
     line: usize,
     end_line: usize,
@@ -104,6 +105,7 @@ fn unmapped(line: usize, end_line: usize, source: OpSource, why: String) -> DocO
     o
 }
 
+#[allow(clippy::unnecessary_wraps)] // the shape of `DocOperation::replay`
 fn replay_of(tool: &'static str, out: DataOutput) -> Option<Replay> {
     Some(Replay {
         tool,
@@ -627,7 +629,12 @@ pub fn replay(op: &DocOperation, out: DataOutput, world: &World, exec: &dyn Exec
         missing.extend(m2);
         missing.extend(req.unresolved.iter().cloned());
         if !missing.is_empty() {
-            missing.dedup();
+            let mut seen = Vec::new();
+            missing.retain(|m| {
+                let fresh = !seen.contains(m);
+                seen.push(m.clone());
+                fresh
+            });
             return done(Err(needs(&missing)), None);
         }
         if let Err(e) = exec.sign_shared_key(&mut req, &account, &key) {
