@@ -1193,6 +1193,8 @@ impl FakeDocsWorld {
                 operator_token.clone(),
                 data.operator_graph_token.clone(),
                 data.operator_sql_token.clone(),
+                data.operator_storage_token.clone(),
+                data.storage_key.clone(),
             ])
             .collect();
         Ok(Self {
@@ -1308,6 +1310,10 @@ struct DataFacts {
     operator_sql_token: String,
     /// Account keys the examples may print: masked in the report.
     secrets: Vec<String>,
+    /// The operator's token for `https://storage.azure.com/` (`az storage --auth-mode login`).
+    operator_storage_token: String,
+    /// `mystorageaccount`'s first key (`--account-key <STORAGE ACCOUNT KEY>`).
+    storage_key: String,
 }
 
 impl DataPlanes<'_> {
@@ -1562,6 +1568,7 @@ impl DataPlanes<'_> {
         .await?;
         // The keys the listKeys examples return: masked wherever a report would print them.
         let mut secrets = Vec::new();
+        let mut storage_key = String::new();
         for path in [&account, &cosmos] {
             let api = if path == &account {
                 "2023-05-01"
@@ -1571,6 +1578,12 @@ impl DataPlanes<'_> {
             let url = format!("{}{path}/listKeys?api-version={api}", self.cloud.arm_url());
             let keys = self.call("POST", &url, self.operator_token, None).await?;
             collect_strings(&keys, &mut secrets);
+            if path == &account {
+                storage_key = keys["keys"][0]["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+            }
         }
         secrets.retain(|k| k.len() >= 20);
         // Azure SQL: a logical server whose Entra admin is the operator (the tutorial's
@@ -1624,6 +1637,8 @@ impl DataPlanes<'_> {
             sql_target: format!("{fqdn}/{SQL_DATABASE}"),
             operator_sql_token,
             secrets,
+            operator_storage_token: st,
+            storage_key,
         })
     }
 }
@@ -1676,6 +1691,13 @@ impl DataFacts {
             .set("sql server", SQL_SERVER)
             .set("database", SQL_DATABASE)
             .set("sql admin token", self.operator_sql_token.clone());
+        // The operator's own credentials for the replayed storage and directory commands.
+        w.set(
+            "operator storage token",
+            self.operator_storage_token.clone(),
+        )
+        .set("operator graph token", self.operator_graph_token.clone())
+        .set("storage account key", self.storage_key.clone());
         if let Some(t) = tokens.get("vault") {
             w.set("keyvaulttoken", t.clone());
         }
@@ -2065,6 +2087,22 @@ pub(crate) fn split_origin(url: &str) -> (&str, &str) {
 }
 
 impl Executor for FakeExecutor {
+    /// Shared Key with the repo's signer (`mic_core::sign`), as the storage tools sign.
+    fn sign_shared_key(
+        &self,
+        req: &mut ResolvedRequest,
+        account: &str,
+        key: &str,
+    ) -> Result<(), String> {
+        let mut r = mic_core::backend::HttpRequest::new(&req.method, req.url.clone());
+        r.headers.clone_from(&req.headers);
+        r.body = req.body.as_ref().map(|b| b.as_bytes().to_vec());
+        mic_core::sign::shared_key(account, key, &mut r)
+            .map_err(|e| format!("signing the storage request: {e}"))?;
+        req.headers = r.headers;
+        Ok(())
+    }
+
     fn execute(&self, req: &ResolvedRequest) -> Result<ExecResponse, String> {
         if req.url.is_empty() {
             return Err("local command: checked statically, nothing to send".into());

@@ -212,6 +212,37 @@ fn seed_articles_against_the_fake_cloud() {
         let b = block_at(r004, line);
         assert_eq!(status(b), "works", "L{line}: {}", reason(b));
     }
+    // `$key = $keysContent.keys[0].value` feeds New-AzStorageContext; the SAS flow's own
+    // `signedExpiry="2017-09-23T00:00:00Z"` has long expired.
+    assert_eq!(
+        status(block_at(r004, 1175)),
+        "works",
+        "{}",
+        reason(block_at(r004, 1175))
+    );
+    let b = block_at(r004, 1430);
+    assert_eq!(status(b), "broken");
+    assert!(
+        reason(b).contains("AuthenticationFailed: Signature not valid in the specified time frame"),
+        "{}",
+        reason(b)
+    );
+    // Data-plane and directory commands are replayed as today's tools send them.
+    assert_eq!(status(block_at(r004, 2799)), "works");
+    let b = block_at(r004, 2826);
+    assert_eq!(status(b), "drifted");
+    assert!(reason(b).contains("serverEncrypted"), "{}", reason(b));
+    assert_eq!(status(block_at(r004, 2030)), "works");
+    let b = block_at(r004, 3050);
+    assert_eq!(status(b), "broken");
+    assert!(reason(b).contains("expected one argument"), "{}", reason(b));
+    let b = block_at(r004, 1915);
+    assert_eq!(status(b), "broken");
+    assert!(
+        reason(b).contains("removed from the Azure CLI"),
+        "{}",
+        reason(b)
+    );
     // Coverage comes from the scenario catalog's `lines`.
     let b = block_at(r004, 531);
     assert!(
@@ -388,5 +419,90 @@ fn replayed_command_output_is_compared() {
         )),
         "{}",
         reason(ps_out)
+    );
+}
+
+const DATA_ARTICLE: &str = r#"# Storage and directory
+
+## Write a file
+
+```bash
+echo "This is a test file." > test.txt
+```
+
+## Upload
+
+```azurecli
+az storage blob upload -c mycontainer -n test.txt -f test.txt --account-name mystorageaccount --account-key <STORAGE ACCOUNT KEY>
+```
+
+## Download
+
+```azurecli
+az storage blob download -c mycontainer -n test.txt -f out.txt --account-name mystorageaccount --account-key <STORAGE ACCOUNT KEY>
+```
+
+```json
+{
+  "name": "test.txt",
+  "properties": {
+    "blobType": "BlockBlob",
+    "contentLength": 21,
+    "contentSettings": {
+      "contentType": "text/plain"
+    }
+  }
+}
+```
+
+## Group
+
+```powershell
+Get-AzureADGroup -Filter "displayName eq 'myGroup'"
+```
+
+```
+ObjectId        : 11111111-2222-3333-4444-555555555555
+DisplayName     : myGroup
+SecurityEnabled : True
+```
+"#;
+
+#[test]
+fn data_plane_and_directory_commands_are_replayed() {
+    let (_, r) = check_text("data", DATA_ARTICLE);
+    for b in r["blocks"].as_array().unwrap() {
+        let s = status(b);
+        assert!(
+            s == "works" || s == "not-checkable",
+            "L{}: {s} {}",
+            b["start_line"],
+            reason(b)
+        );
+    }
+    let up = block_at(&r, line_of(DATA_ARTICLE, "az storage blob upload"));
+    assert_eq!(status(up), "works", "{}", reason(up));
+    let out = block_at(&r, line_of(DATA_ARTICLE, "\"contentLength\": 21"));
+    assert_eq!(status(out), "works", "{}", reason(out));
+    let text = DATA_ARTICLE
+        .replacen("\"name\": \"test.txt\"", "\"name\": \"wrong.txt\"", 1)
+        .replacen(
+            "DisplayName     : myGroup",
+            "DisplayName     : otherGroup",
+            1,
+        );
+    let (_, r) = check_text("data-mutated", &text);
+    let out = block_at(&r, line_of(&text, "wrong.txt"));
+    assert_eq!(status(out), "drifted");
+    assert!(reason(out).contains("wrong.txt"), "{}", reason(out));
+    let line = line_of(&text, "otherGroup");
+    let out = block_at(&r, line);
+    assert_eq!(status(out), "drifted");
+    assert!(
+        reason(out).contains(&format!(
+            "L{line}: `DisplayName`: doc shows `otherGroup`, actual `myGroup`"
+        )),
+        "{}",
+        reason(out)
     );
 }

@@ -1397,6 +1397,10 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
         let powershell = is_powershell(a);
         let mut cursor = 0;
         let mut evals = Vec::new();
+        // `echo "text" > file`: what a later upload of `file` sends.
+        for (name, content) in crate::tool_data::written_files(&a.logical) {
+            learned.bind(&crate::tool_data::file_marker(&name), &content);
+        }
         for (k, op) in a.ops.iter().enumerate().filter(|(_, o)| is_executable(o)) {
             if powershell {
                 // Assignments before this line (`$jsonParams = $params | ConvertTo-Json`).
@@ -1427,6 +1431,16 @@ pub fn check_article(name: &str, text: &str, opts: &CheckOptions<'_>) -> Article
                         .map(|(_, v)| v.clone()),
                     None => out.get("Id").or_else(|| out.get("id")).cloned(),
                 };
+                // `$group.ObjectId` reads a property of the bound object.
+                if prop.is_none()
+                    && let Some(o) = out.as_object()
+                {
+                    for (k, pv) in o {
+                        if let Value::String(s) = pv {
+                            learned.bind(&format!("{var}.{k}"), s);
+                        }
+                    }
+                }
                 if let Some(Value::String(v)) = v {
                     learned.bind(var, &v);
                 }
@@ -1572,7 +1586,20 @@ fn error_summary(body: &str) -> String {
             };
         }
     }
-    let b = body.trim();
+    let b = body.trim().trim_start_matches('\u{feff}');
+    // Storage's XML errors: `<Code>`, and the detail when there is one.
+    let tag = |t: &str| {
+        let open = format!("<{t}>");
+        let i = b.find(&open)? + open.len();
+        let j = b[i..].find(&format!("</{t}>"))? + i;
+        Some(b[i..j].trim().to_string())
+    };
+    if let Some(code) = tag("Code") {
+        let detail = tag("AuthenticationErrorDetail")
+            .or_else(|| tag("Message").map(|m| m.lines().next().unwrap_or_default().to_string()))
+            .unwrap_or_default();
+        return format!("{code}: {}", cut(&detail, 300));
+    }
     if b.is_empty() {
         "(empty body)".into()
     } else {

@@ -50,6 +50,18 @@ pub struct ExecResponse {
 /// Runs resolved requests against a backend.
 pub trait Executor {
     fn execute(&self, op: &ResolvedRequest) -> Result<ExecResponse, String>;
+
+    /// Sign a storage request with Shared Key (`Authorization: SharedKey account:sig`, adds
+    /// `x-ms-date`). The key stays with the executor's signer; backends that cannot sign
+    /// say why (the command is then not checkable).
+    fn sign_shared_key(
+        &self,
+        _req: &mut ResolvedRequest,
+        _account: &str,
+        _key: &str,
+    ) -> Result<(), String> {
+        Err("this backend does not sign Shared Key requests".into())
+    }
 }
 
 /// Fill placeholders of an operation from the world.

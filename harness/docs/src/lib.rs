@@ -27,6 +27,7 @@ pub mod psenv;
 pub mod report;
 pub mod specs;
 pub mod tool;
+pub mod tool_data;
 pub mod wrap;
 
 pub use check::{BlockAnalysis, CheckOptions, analyse, check_article, static_findings};

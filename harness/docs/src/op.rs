@@ -342,6 +342,13 @@ fn json_str(s: &str) -> String {
 
 /// Map an `az` command to the ARM call it makes (or a local action).
 pub fn from_az(cmd: &AzCommand, line: usize, end_line: usize) -> DocOperation {
+    if let Some(mut op) = crate::tool_data::from_az(cmd, line, end_line) {
+        // The command line's own problems come first.
+        let mut issues = cmd.issues.clone();
+        issues.append(&mut op.issues);
+        op.issues = issues;
+        return op;
+    }
     let src = OpSource::AzCli(format!("az {}", cmd.path_str()));
     let rg = or_ph(cmd.arg("resource-group"), "<RESOURCE GROUP>");
     let name = cmd.arg("name");
@@ -768,6 +775,9 @@ pub fn from_cmdlet(
             lookups: Vec::new(),
             output: Output::PsLogin,
         });
+        return op;
+    }
+    if let Some(op) = crate::tool_data::from_cmdlet(c, line, end_line) {
         return op;
     }
     let mut op = cmdlet_op(c, line, end_line, vm_names);

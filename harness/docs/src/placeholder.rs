@@ -223,6 +223,14 @@ pub fn is_wildcard_value(v: &str) -> bool {
     if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' && b[..4].iter().all(u8::is_ascii_digit) {
         return true;
     }
+    // Storage ETags (`"0x8D4F9929765C139"`): minted per write.
+    let unquoted = t.trim_matches('"');
+    if unquoted.len() >= 10
+        && unquoted.starts_with("0x")
+        && unquoted[2..].chars().all(|c| c.is_ascii_hexdigit())
+    {
+        return true;
+    }
     // Resource IDs and URLs with sample GUIDs in them.
     t.split(['/', '=', '&', '?']).any(looks_like_guid)
 }

@@ -66,6 +66,8 @@ pub enum Output {
     PsLogin,
     /// The command prints nothing.
     Nothing,
+    /// Data-plane and directory commands ([`crate::tool_data`]).
+    Data(crate::tool_data::DataOutput),
 }
 
 impl Output {
@@ -78,6 +80,13 @@ impl Output {
                 | Output::PsRoleAssignment
                 | Output::PsUpdate
                 | Output::PsLogin
+                | Output::Data(
+                    crate::tool_data::DataOutput::PsBlob
+                        | crate::tool_data::DataOutput::PsAdGroup
+                        | crate::tool_data::DataOutput::PsAdServicePrincipal
+                        | crate::tool_data::DataOutput::PsStorageContext
+                        | crate::tool_data::DataOutput::PsNothing
+                )
         )
     }
 }
@@ -179,6 +188,9 @@ fn arm_base(url: &str) -> String {
 
 /// Replay a command-derived operation through the executor.
 pub fn replay(op: &DocOperation, replay: &Replay, world: &World, exec: &dyn Executor) -> Replayed {
+    if let Output::Data(d) = replay.output {
+        return crate::tool_data::replay(op, d, world, exec);
+    }
     let mut op = op.clone();
     if op.url.contains("<NEW GUID>") {
         let g = new_guid(&format!("{}{}", op.line, op.url));
@@ -554,7 +566,7 @@ fn text(v: &Value) -> String {
 fn project(o: Output, v: &Value, facts: &Map<String, Value>, resp: &ExecResponse) -> Option<Value> {
     let props = &v["properties"];
     Some(match o {
-        Output::Nothing | Output::AzLogin | Output::PsLogin => return None,
+        Output::Nothing | Output::AzLogin | Output::PsLogin | Output::Data(_) => return None,
         Output::AzResource { flatten } => az_resource(v, flatten),
         Output::AzList { flatten } => Value::Array(
             v["value"]

@@ -176,6 +176,7 @@ pub fn logical_lines(lines: &[String], first_line: usize) -> Vec<LogicalLine> {
                 || quote.is_some()
                 || open_placeholder(&prev)
                 || prev.ends_with(" -")
+                || prev.ends_with(" --")
                 || prev == "-"
                 || brace_depth(&prev) > 0
             {
@@ -205,6 +206,7 @@ pub fn logical_lines(lines: &[String], first_line: usize) -> Vec<LogicalLine> {
                     c.rewrapped = true;
                     if quote.is_some_and(|q| join_without_space(&prev, t, q))
                         || prev.ends_with(" -")
+                        || prev.ends_with(" --")
                         || prev == "-"
                     {
                         c.text.push_str(t);
@@ -270,6 +272,10 @@ mod tests {
         "New-AzureRmVm -Name \"myVM\" -Location \"East US\""
     )]
     #[case::bash_backslash("az vm create \\\n  --name x", "az vm create --name x")]
+    #[case::split_double_dash(
+        "az storage blob upload -c c --account-name a --\naccount-key <KEY>",
+        "az storage blob upload -c c --account-name a --account-key <KEY>"
+    )]
     fn joins_one_command(#[case] input: &str, #[case] expected: &str) {
         let out = ll(input);
         assert_eq!(out.len(), 1, "{out:?}");
