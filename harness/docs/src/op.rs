@@ -720,6 +720,24 @@ fn az_login_identity(cmd: &AzCommand, line: usize, end_line: usize) -> DocOperat
             .map(|o| format!("&object_id={o}"))
             .unwrap_or_default(),
     };
+    identity_sign_in(
+        &selector,
+        line,
+        end_line,
+        OpSource::AzCli("az login".into()),
+        az_replay(cmd, "login"),
+    )
+}
+
+/// A tool's sign-in with the managed identity: the IMDS token request it sends (audience
+/// `https://management.core.windows.net/`, as az and Az PowerShell ask for it).
+fn identity_sign_in(
+    selector: &str,
+    line: usize,
+    end_line: usize,
+    source: OpSource,
+    replay: Option<Replay>,
+) -> DocOperation {
     let url = format!(
         "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.core.windows.net/{selector}"
     );
@@ -732,9 +750,9 @@ fn az_login_identity(cmd: &AzCommand, line: usize, end_line: usize) -> DocOperat
         issues: Vec::new(),
     };
     let mut op = from_http(&req, line, end_line);
-    op.source = OpSource::AzCli("az login".into());
+    op.source = source;
     op.inferred = true;
-    op.replay = az_replay(cmd, "login");
+    op.replay = replay;
     op
 }
 
@@ -753,29 +771,21 @@ pub fn from_cmdlet(
         )
         && c.has_switch("Identity")
     {
-        let url = format!(
-            "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.core.windows.net/{}",
-            c.param_text("AccountId")
-                .map(|a| format!("&client_id={a}"))
-                .unwrap_or_default()
+        let selector = c
+            .param_text("AccountId")
+            .map(|a| format!("&client_id={a}"))
+            .unwrap_or_default();
+        return identity_sign_in(
+            &selector,
+            line,
+            end_line,
+            OpSource::Cmdlet(c.name.clone()),
+            Some(Replay {
+                tool: "Az PowerShell",
+                lookups: Vec::new(),
+                output: Output::PsLogin,
+            }),
         );
-        let req = HttpRequest {
-            tool: RequestTool::InvokeWebRequest,
-            method: "GET".into(),
-            url,
-            headers: vec![("Metadata".into(), "true".into())],
-            body: None,
-            issues: Vec::new(),
-        };
-        let mut op = from_http(&req, line, end_line);
-        op.source = OpSource::Cmdlet(c.name.clone());
-        op.inferred = true;
-        op.replay = Some(Replay {
-            tool: "Az PowerShell",
-            lookups: Vec::new(),
-            output: Output::PsLogin,
-        });
-        return op;
     }
     if let Some(op) = crate::tool_data::from_cmdlet(c, line, end_line) {
         return op;

@@ -546,6 +546,19 @@ fn without_ports(s: &str) -> String {
     out
 }
 
+/// Every trial passed (else the console report and each failure); the console report.
+fn assert_all_passed(rep: &runner::RunReport) -> String {
+    let console = mic_core::report::console(rep);
+    let failures: Vec<String> = rep
+        .results
+        .iter()
+        .filter(|r| !r.outcome.passed())
+        .map(|r| r.outcome.failure_report().unwrap_or_default())
+        .collect();
+    assert!(failures.is_empty(), "{console}\n{}", failures.join("\n\n"));
+    console
+}
+
 struct SuiteRun {
     rep: runner::RunReport,
     groups: BTreeMap<String, serde_json::Value>,
@@ -577,14 +590,7 @@ async fn suite_run(
     let b: Arc<dyn Backend> = Arc::new(live.clone());
     let rep = runner::run_all_with(b, work, options, Some(&repo().join("snapshots"))).await;
     let (groups, unledgered) = watcher.finish().await;
-    let console = mic_core::report::console(&rep);
-    let failures: Vec<String> = rep
-        .results
-        .iter()
-        .filter(|r| !r.outcome.passed())
-        .map(|r| r.outcome.failure_report().unwrap_or_default())
-        .collect();
-    assert!(failures.is_empty(), "{console}\n{}", failures.join("\n\n"));
+    let console = assert_all_passed(&rep);
     for f in &rep.fixtures {
         assert!(f.error.is_none() && f.teardown_error.is_none(), "{console}");
     }
@@ -746,14 +752,7 @@ async fn the_data_plane_scenarios_pass_on_the_live_backend_against_the_fake_clou
     };
     let rep = runner::run_all_with(b, work, options, None).await;
     let (_, unledgered) = watcher.finish().await;
-    let console = mic_core::report::console(&rep);
-    let failures: Vec<String> = rep
-        .results
-        .iter()
-        .filter(|r| !r.outcome.passed())
-        .map(|r| r.outcome.failure_report().unwrap_or_default())
-        .collect();
-    assert!(failures.is_empty(), "{console}\n{}", failures.join("\n\n"));
+    assert_all_passed(&rep);
     assert_eq!(rep.results.len(), trials);
     assert!(unledgered.is_empty(), "{unledgered:?}");
     assert!(
