@@ -1055,6 +1055,7 @@ pub fn static_findings(blocks: &[BlockAnalysis]) -> Vec<Finding> {
         }
     }
     check_article_consistency(blocks, &mut out);
+    check_variable_names(blocks, &mut out);
     out.sort_by_key(|f| (f.line, f.kind));
     out.dedup_by(|a, b| a.line == b.line && a.kind == b.kind && a.message == b.message);
     out
@@ -1272,6 +1273,81 @@ fn eval_local(
     Some((l.start_line, ps.eval_assignment(&l.text, bind)))
 }
 
+/// A cmdlet argument `$settings` that no line of the article sets, next to a `$setting`
+/// that one does: the example fails (PowerShell passes `$null`).
+fn check_variable_names(blocks: &[BlockAnalysis], out: &mut Vec<Finding>) {
+    // (article title, variable, line): the text export holds many articles.
+    let mut all: Vec<(&str, String, usize)> = Vec::new();
+    for a in blocks {
+        for l in &a.logical {
+            for part in l.text.split(';') {
+                if let Some((var, _)) = psenv::assignment(part) {
+                    all.push((
+                        &a.block.article_title,
+                        var.to_ascii_lowercase(),
+                        l.start_line,
+                    ));
+                }
+            }
+        }
+    }
+    for a in blocks {
+        for (line, c) in &a.cmdlets {
+            // What the reader's session holds at this line, in this article.
+            let before: Vec<(&str, usize)> = all
+                .iter()
+                .filter(|(t, _, at)| *t == a.block.article_title && at < line)
+                .map(|(_, v, at)| (v.as_str(), *at))
+                .collect();
+            for (_, v) in &c.params {
+                let Some(text) = v.as_ref().map(crate::parse::pwsh::PsValue::as_text) else {
+                    continue;
+                };
+                let t = text.trim();
+                if !t.starts_with('$')
+                    || t.len() < 3
+                    || !t[1..]
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                {
+                    continue;
+                }
+                let lower = t.to_ascii_lowercase();
+                let exact = before
+                    .iter()
+                    .filter(|(v, _)| *v == lower)
+                    .map(|(_, at)| *at)
+                    .max();
+                // A near-miss set after the last exact assignment (or with none) is what the
+                // example meant: `$setting = ...` then `-Setting $settings`.
+                let near = before
+                    .iter()
+                    .filter(|(v, at)| {
+                        *v != lower
+                            && edit_distance(v, &lower) <= 1
+                            && exact.is_none_or(|e| *at > e)
+                    })
+                    .max_by_key(|(_, at)| *at);
+                if let Some((near, at)) = near {
+                    let earlier = exact
+                        .map(|e| format!(" (L{e} set it for another example)"))
+                        .unwrap_or_default();
+                    out.push(finding(
+                        FindingKind::ResourceNameMismatch,
+                        Severity::Error,
+                        *line,
+                        *line,
+                        a.block.index,
+                        format!(
+                            "`{t}` is not what L{at} just set (`{near}`){earlier}: the cmdlet gets the wrong value, or `$null`"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
 /// Local PowerShell statements: evaluated against the earlier blocks' responses.
 fn local_status(evals: &[(usize, psenv::Eval)], set: &[String]) -> (Status, String) {
     let missing: Vec<String> = evals
@@ -1359,7 +1435,7 @@ fn run_op(
             line: op.line,
             inferred: true,
             outcome: Err(format!(
-                "`{what}` is checked statically; the checker does not replay it (it deploys from the tool's defaults)"
+                "`{what}` is checked statically; the checker does not replay it"
             )),
             unresolved: Vec::new(),
             replay: None,

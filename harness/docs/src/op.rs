@@ -929,12 +929,34 @@ fn cmdlet_op(
                     .find(|(k, _)| k.eq_ignore_ascii_case(&v))
                     .map(|(_, n)| n.clone())
             });
-            let n = name_text
+            let named = name_text
                 .clone()
                 .or(c.param_text("VMName"))
                 .or(c.param_text("VMScaleSetName"))
-                .or(from_var)
-                .unwrap_or_else(|| "<VM NAME>".into());
+                .or(from_var);
+            // `Get-AzVM` / `Get-AzVmss` without a name lists them (in the group, or the
+            // subscription).
+            if verb == "Get"
+                && named.is_none()
+                && !c.params.iter().any(|(k, _)| k.eq_ignore_ascii_case("Name"))
+            {
+                let path = if rg_text.is_some() {
+                    format!("{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/{ty}")
+                } else {
+                    format!("{SUB}/providers/Microsoft.Compute/{ty}")
+                };
+                return arm_op(line, end_line, src, "GET", &path, None, None);
+            }
+            let mut issues = Vec::new();
+            if c.params
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("Name") && v.is_none())
+            {
+                issues.push(
+                    "`-Name` is given no value: the next word starts with `-`, so PowerShell reads it as another parameter".to_string(),
+                );
+            }
+            let n = named.unwrap_or_else(|| "<VM NAME>".into());
             let body = match (c.param_text("IdentityType"), c.param_text("IdentityID")) {
                 (Some(t), Some(id)) => Some(format!(
                     "{{\"identity\":{{\"type\":{},\"userAssignedIdentities\":{{{}:{{}}}}}}}}",
@@ -948,7 +970,7 @@ fn cmdlet_op(
                 _ => None,
             };
             let m = if verb == "Update" { "PATCH" } else { method };
-            arm_op(
+            let mut op = arm_op(
                 line,
                 end_line,
                 src,
@@ -956,7 +978,9 @@ fn cmdlet_op(
                 &format!("{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/{ty}/{n}"),
                 None,
                 body,
-            )
+            );
+            op.issues = issues;
+            op
         }
         (_, "roleassignment") if !method.is_empty() => {
             let scope = or_ph(

@@ -260,3 +260,32 @@ fn powershell_variables_read_the_earlier_response() {
         b.reason
     );
 }
+
+/// `$setting = ...` then `-Setting $settings`: flagged at the use, naming the line that set
+/// the near-miss; the exact name passes.
+#[test]
+fn misspelled_powershell_variable_is_flagged() {
+    let ok = "# Extension\n\n## Provision it\n\n```powershell\n$settings = @{ \"port\" = 50342 }\nSet-AzVMExtension -ResourceGroupName myResourceGroup -Location westus -VMName myVM -Name \"ManagedIdentityExtensionForWindows\" -Type \"ManagedIdentityExtensionForWindows\" -Publisher \"Microsoft.ManagedIdentity\" -TypeHandlerVersion \"1.0\" -Settings $settings\n```\n";
+    let r = run(ok);
+    assert!(
+        !r.findings.iter().any(|f| f.message.contains("just set")),
+        "{:#?}",
+        r.findings
+    );
+    let bad = ok.replacen("$settings = ", "$setting = ", 1);
+    let r = run(&bad);
+    let line = line_of(&bad, "-Settings $settings");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.message.contains("just set"))
+        .expect("finding");
+    assert_eq!(f.line, line);
+    assert!(
+        f.message
+            .starts_with("`$settings` is not what L6 just set (`$setting`)"),
+        "{}",
+        f.message
+    );
+    assert_eq!(block_at(&r, line).status, Status::Broken);
+}
