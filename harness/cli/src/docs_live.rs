@@ -151,8 +151,7 @@ impl Deployer {
         principal: &str,
         budget: Duration,
     ) -> Result<()> {
-        let reader =
-            mic_core::roles::find_role(role).ok_or_else(|| anyhow!("no role {role}"))?;
+        let reader = mic_core::roles::find_role(role).ok_or_else(|| anyhow!("no role {role}"))?;
         let sub = self.env.endpoints().subscription_id.clone();
         let id = format!(
             "{scope}/providers/Microsoft.Authorization/roleAssignments/{}",
@@ -925,7 +924,8 @@ impl LiveExecutor {
             return None;
         }
         let d = &self.world.data;
-        let data = (ty == "microsoft.storage/storageaccounts" && name.eq_ignore_ascii_case(&d.account))
+        let data = (ty == "microsoft.storage/storageaccounts"
+            && name.eq_ignore_ascii_case(&d.account))
             || (ty == "microsoft.keyvault/vaults" && name.eq_ignore_ascii_case(&d.vault));
         if data {
             let own = bare
@@ -934,7 +934,11 @@ impl LiveExecutor {
             if own && matches!(method, "PUT" | "DELETE") {
                 return Some(format!(
                     "not sent on live: it would {} the scenario world's {ty} (the data-plane examples use it)",
-                    if method == "PUT" { "re-create" } else { "delete" }
+                    if method == "PUT" {
+                        "re-create"
+                    } else {
+                        "delete"
+                    }
                 ));
             }
             return None;

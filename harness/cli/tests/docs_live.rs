@@ -122,6 +122,69 @@ fn assert_torn_down(cloud: &FakeCloud, ledger: &Path, output: &str) {
     assert!(files.is_empty(), "the ledger was not finished: {files:?}");
 }
 
+/// The keys of the world's storage account, read from the fake cloud as the deployer while
+/// the check runs (the account is gone after the teardown).
+async fn storage_keys_while_running(cloud: FakeCloud) -> Vec<String> {
+    mic_backends::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let account = loop {
+        if let Some((name, _)) = cloud
+            .service_urls()
+            .into_iter()
+            .find(|(n, _)| n.starts_with("blob:micdocs"))
+        {
+            break name["blob:".len()..].to_string();
+        }
+        if started.elapsed() > Duration::from_mins(2) {
+            return Vec::new();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let d = cloud.deployer();
+    let token: Value = client
+        .post(format!(
+            "{}/{}/oauth2/token",
+            cloud.login_url(),
+            cloud.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", d.client_id.as_str()),
+            ("client_secret", d.client_secret.as_str()),
+            ("resource", "https://management.azure.com/"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run = account.trim_start_matches("micdocs");
+    let url = format!(
+        "{}/subscriptions/{}/resourceGroups/mic-docs-{run}/providers/Microsoft.Storage/storageAccounts/{account}/listKeys?api-version=2023-05-01",
+        cloud.arm_url(),
+        cloud.subscription_id()
+    );
+    let keys: Value = client
+        .post(url)
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    keys["keys"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k["value"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 const ARTICLE: &str = include_str!("data/docs_linux_vm_arm.md");
 
 fn line_of(text: &str, needle: &str) -> u64 {
@@ -163,6 +226,7 @@ async fn the_tutorials_run_on_the_live_path_and_the_world_is_torn_down() {
     .arg("docs/articles/004_68e52737ddb40452.txt")
     .arg(articles.0.join("correct.md"))
     .arg(articles.0.join("no-metadata.md"));
+    let keys = tokio::spawn(storage_keys_while_running(cloud.clone()));
     let started = Instant::now();
     let out = run(c).await;
     let took = started.elapsed();
@@ -212,10 +276,37 @@ async fn the_tutorials_run_on_the_live_path_and_the_world_is_torn_down() {
     let b = block_at(r004, 8883);
     assert_eq!(status(b), "broken", "{b:#}");
     assert!(reason(b).contains("404 InvalidRequestUri"), "{}", reason(b));
+    // The storage account and the key vault of the world: the VM's token for the data
+    // plane fetched inside the VM, the bearer-token blob read, listKeys / listServiceSas with
+    // the VM's ARM token, the tools' Shared Key upload and download with the listed key, the
+    // Key Vault secret read (curl and PowerShell).
+    for line in [
+        2598, 2606, 2752, 2776, 2799, 2818, 2985, 3219, 3241, 1154, 1175, 1196, 1395, 1763, 1783,
+    ] {
+        let b = block_at(r004, line);
+        assert_eq!(status(b), "works", "L{line}: {}", reason(b));
+    }
+    // Their example outputs are compared like on the fake backend; the SAS signature of the
+    // answer is masked.
+    let b = block_at(r004, 3246);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(reason(b).contains("recoveryLevel"), "{}", reason(b));
+    let b = block_at(r004, 3038);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(
+        reason(b).contains("service returns \"sv=") && reason(b).contains("sig=[signature]"),
+        "{}",
+        reason(b)
+    );
+    assert!(
+        stderr.contains("storage account micdocs") && stderr.contains("key vault micdocskv"),
+        "{stderr}"
+    );
     // What the live world does not have is "not checkable" with the reason, never broken.
     for (line, why) in [
-        (2606, "not provisioned on live"),
-        (1783, "not provisioned on live"),
+        (653, "Data Lake Store"),
+        (653, "not provisioned on live"),
+        (1902, "not provisioned on live"),
         (8097, "VM extension"),
         (6671, "myVMSS"),
     ] {
@@ -237,10 +328,30 @@ async fn the_tutorials_run_on_the_live_path_and_the_world_is_torn_down() {
     assert!(reason(b).contains(&format!("L{line}")), "{}", reason(b));
     assert!(reason(b).contains("Metadata"), "{}", reason(b));
 
-    // Torn down: no group, the ledger finished; nothing secret printed.
+    // Torn down: no group, the ledger finished; nothing secret printed (no token, no SAS
+    // signature, none of the account's keys the examples listed).
     assert_torn_down(&cloud, &ledger.0, &stderr);
     let secret = cloud.deployer().client_secret;
     assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+    let keys = keys.await.unwrap();
+    assert!(
+        !keys.is_empty(),
+        "the world's storage account was never seen"
+    );
+    for k in &keys {
+        assert!(!stdout.contains(k.as_str()) && !stderr.contains(k.as_str()));
+    }
+    for out in [&stdout, &stderr] {
+        for (i, _) in out.match_indices("sig=") {
+            let next = out[i + 4..].chars().next();
+            assert!(
+                out[i..].starts_with("sig=[signature]")
+                    || !next.is_some_and(|c| c.is_ascii_alphanumeric() || "%+/".contains(c)),
+                "an unmasked SAS signature: {}",
+                &out[i..(i + 40).min(out.len())]
+            );
+        }
+    }
     assert!(jwts(&stdout).is_empty(), "{:?}", jwts(&stdout));
     assert!(jwts(&stderr).is_empty(), "{:?}", jwts(&stderr));
     cloud.shutdown().await;

@@ -182,7 +182,8 @@ impl Ctx<'_> {
         ] {
             let url = format!("{blob_base}/{path}");
             let make = || {
-                let mut req = HttpRequest::new("PUT", url.clone()).header("x-ms-version", BLOB_VERSION);
+                let mut req =
+                    HttpRequest::new("PUT", url.clone()).header("x-ms-version", BLOB_VERSION);
                 if let Some(b) = body {
                     req = req
                         .header("x-ms-blob-type", "BlockBlob")
@@ -193,8 +194,12 @@ impl Ctx<'_> {
                     .map_err(|e| anyhow!("signing the upload: {e}"))?;
                 Ok(req)
             };
-            d.data_call(&format!("PUT {CONTAINER}/{}", if body.is_some() { BLOB } else { "" }), budget, make)
-                .await?;
+            d.data_call(
+                &format!("PUT {CONTAINER}/{}", if body.is_some() { BLOB } else { "" }),
+                budget,
+                make,
+            )
+            .await?;
         }
         for role in ["Storage Blob Data Reader", "Storage Account Contributor"] {
             d.grant_role(&account_id, role, vm, budget).await?;
@@ -241,8 +246,12 @@ impl Ctx<'_> {
         })
         .await?;
         // The VM's data-plane tokens, from IMDS inside the VM.
-        let vm_storage_token = d.imds_token(self.host_vm_id, STORAGE_RESOURCE, budget).await?;
-        let vm_vault_token = d.imds_token(self.host_vm_id, VAULT_RESOURCE, budget).await?;
+        let vm_storage_token = d
+            .imds_token(self.host_vm_id, STORAGE_RESOURCE, budget)
+            .await?;
+        let vm_vault_token = d
+            .imds_token(self.host_vm_id, VAULT_RESOURCE, budget)
+            .await?;
         let data = LiveData {
             account: name,
             account_id,
