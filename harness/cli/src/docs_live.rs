@@ -14,22 +14,37 @@
 //!   NIC) with its system-assigned identity and `myUserAssignedIdentity`;
 //! - Reader for both identities on every group; then the VM's ARM token is fetched from IMDS
 //!   (inside the VM) and used until Resource Manager lets it read the group (the propagation
-//!   wait, bounded by `MIC_LIVE_PROPAGATION_BUDGET_SECS`).
+//!   wait, bounded by `MIC_LIVE_PROPAGATION_BUDGET_SECS`);
+//! - the two data planes the articles use most ([`data`]): storage account `mystorageaccount`
+//!   (as `micdocs<env>`: storage and vault names are global) with `mycontainer/hello.txt`,
+//!   `myVM` Storage Blob Data Reader and Storage Account Contributor on it; key vault
+//!   `mykeyvault` (as `micdocskv<env>`) with secret `MyTestSecret` and a Secret Management
+//!   access policy for `myVM`; the VM's Storage and Key Vault tokens come from IMDS inside the
+//!   VM, and the check starts once the VM reads the blob, lists the keys and reads the secret
+//!   (or the budget is spent: then a note says so).
 //!
 //! Routing ([`LiveExecutor`]): IMDS requests run inside `myVM` through Run Command (or locally
 //! when mic runs on that VM); ARM requests go to the configured Resource Manager, writes (and
 //! commands mapped from az/PowerShell) with the deployer's token, reads with the VM's token as
 //! the tutorials do. The literal `myResourceGroup` of the docs is mapped to the run's group on
-//! the way out and back in the answers, so reports read like the fake backend's.
+//! the way out and back in the answers, so reports read like the fake backend's; so are
+//! `mystorageaccount` and `mykeyvault` (ARM paths, the SAS request's canonicalized resource,
+//! the tools' Shared Key account). Blob and Key Vault hosts (`mystorageaccount.blob.core.windows.net`,
+//! `mykeyvault.vault.azure.net`, the run's own, or the base URL the ARM answer gave, which on the
+//! fake cloud is a loopback server) go to the world's account and vault, with `myVM`'s token
+//! for that service where the doc sends `<ACCESS TOKEN>`.
 //!
 //! Not on live (reported "not checkable" with the reason): `myWindowsVM`, `myVMSS`, the
-//! deprecated VM extension endpoint (`localhost:50342`), and the data planes (storage, Key
-//! Vault, Cosmos DB, Data Lake, Graph, SQL) with their ARM resources. ARM writes outside the
+//! deprecated VM extension endpoint (`localhost:50342`), storage accounts and vaults other than
+//! the world's, and the other data planes (Cosmos DB, Data Lake, Graph, SQL) with their ARM
+//! resources; so are the tools' `--auth-mode login` storage commands (the deployer has no data
+//! role on the account). ARM writes outside the
 //! world's groups, and deletions of the world itself, are never sent.
 //!
 //! Teardown always runs: after the check, when provisioning fails, and on Ctrl-C / SIGTERM /
-//! a panic (mic-live's guard deletes what the ledger lists). Tokens never reach the report
-//! (the world's tokens and every JWT-shaped string are masked) and the ledger only holds ids.
+//! a panic (mic-live's guard deletes what the ledger lists). Tokens, account keys and SAS
+//! signatures never reach the report (the world's tokens and keys, every JWT-shaped string
+//! and every `sig=` value are masked) and the ledger only holds ids.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -443,7 +458,15 @@ impl LiveDocsWorld {
             budget,
         }
         .provision(&mut notes)
-        .await?;
+        .await
+        .unwrap_or_else(|e| {
+            // What was created is in the ledger and goes with the teardown; the check goes on.
+            let why = format!("{e:#}");
+            notes.push(format!(
+                "the storage account and key vault could not be provisioned ({why}): their examples are not checkable"
+            ));
+            data::LiveData::unavailable(why)
+        });
         let uami_doc = format!(
             "{sub}/resourceGroups/{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{UAMI}"
         );
@@ -537,11 +560,13 @@ impl LiveDocsWorld {
                 }
             );
         }
-        let _ = write!(
-            s,
-            "\ndata planes: storage account {STORAGE_ACCOUNT} (as {}) with {CONTAINER}/{BLOB}, {LINUX_VM} Storage Blob Data Reader + Storage Account Contributor; key vault {VAULT} (as {}) with secret {SECRET}, {LINUX_VM} has a Secret Management access policy",
-            self.data.account, self.data.vault
-        );
+        if self.data.failed.is_none() {
+            let _ = write!(
+                s,
+                "\ndata planes: storage account {STORAGE_ACCOUNT} (as {}) with {CONTAINER}/{BLOB}, {LINUX_VM} Storage Blob Data Reader + Storage Account Contributor; key vault {VAULT} (as {}) with secret {SECRET}, {LINUX_VM} has a Secret Management access policy",
+                self.data.account, self.data.vault
+            );
+        }
         s.push_str("\nnot on live: myWindowsVM, myVMSS, the VM extension endpoint, Cosmos DB, Data Lake, Graph, SQL");
         for n in self
             .notes
@@ -557,7 +582,9 @@ impl LiveDocsWorld {
     /// The data plane whose base URL is `origin` (the run's account or vault).
     fn data_service_of(&self, origin: &str) -> Option<Service> {
         let o = origin.trim_end_matches('/');
-        if o.eq_ignore_ascii_case(&self.data.blob_base) {
+        if self.data.failed.is_some() || o.is_empty() {
+            None
+        } else if o.eq_ignore_ascii_case(&self.data.blob_base) {
             Some(Service::Blob)
         } else if o.eq_ignore_ascii_case(&self.data.vault_base) {
             Some(Service::KeyVault)
@@ -577,6 +604,9 @@ impl LiveDocsWorld {
     /// a SAS request) and the vault (`/vaults/mykeyvault`).
     fn map_groups(&self, s: &str) -> String {
         let s = map_segments(s, &self.groups, false);
+        if self.data.failed.is_some() {
+            return s;
+        }
         let account = [(STORAGE_ACCOUNT.to_string(), self.data.account.clone())];
         let vault = [(VAULT.to_string(), self.data.vault.clone())];
         let s = map_after(&s, "/storageaccounts/", &account);
@@ -924,9 +954,17 @@ impl LiveExecutor {
             return None;
         }
         let d = &self.world.data;
-        let data = (ty == "microsoft.storage/storageaccounts"
-            && name.eq_ignore_ascii_case(&d.account))
-            || (ty == "microsoft.keyvault/vaults" && name.eq_ignore_ascii_case(&d.vault));
+        if let Some(why) = d.refusal()
+            && ((ty == "microsoft.storage/storageaccounts"
+                && name.eq_ignore_ascii_case(STORAGE_ACCOUNT))
+                || (ty == "microsoft.keyvault/vaults" && name.eq_ignore_ascii_case(VAULT)))
+        {
+            return Some(why);
+        }
+        let data = d.failed.is_none()
+            && ((ty == "microsoft.storage/storageaccounts"
+                && name.eq_ignore_ascii_case(&d.account))
+                || (ty == "microsoft.keyvault/vaults" && name.eq_ignore_ascii_case(&d.vault)));
         if data {
             let own = bare
                 .trim_end_matches('/')
@@ -1087,7 +1125,8 @@ impl Executor for LiveExecutor {
             Service::Local | Service::Unknown => Some(format!(
                 "`{origin}` is not a service the checker can call"
             )),
-            Service::Imds | Service::Arm | Service::Blob | Service::KeyVault => None,
+            Service::Blob | Service::KeyVault => self.world.data.refusal(),
+            Service::Imds | Service::Arm => None,
             data => Some(format!(
                 "{} `{}` is not provisioned on live by the docs checker yet (only the storage account and the key vault are; the fake backend checks it)",
                 data.name(),
@@ -1311,6 +1350,46 @@ mod tests {
         assert_eq!(
             locate("/subscriptions/s/resourceGroups/g"),
             (Some("g".into()), None)
+        );
+    }
+
+    #[test]
+    fn storage_and_vault_names_map_in_paths_and_sas_bodies() {
+        let account = [("mystorageaccount".to_string(), "micdocsab12".to_string())];
+        assert_eq!(
+            map_after(
+                "/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/myStorageAccount/listKeys?x",
+                "/storageaccounts/",
+                &account
+            ),
+            "/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/micdocsab12/listKeys?x"
+        );
+        assert_eq!(
+            map_after(
+                r#"{"canonicalizedResource":"/blob/mystorageaccount/mycontainer"}"#,
+                "/blob/",
+                &account
+            ),
+            r#"{"canonicalizedResource":"/blob/micdocsab12/mycontainer"}"#
+        );
+        // Only the whole segment: another account keeps its name.
+        assert_eq!(
+            map_after(
+                "/storageAccounts/mystorageaccount2",
+                "/storageaccounts/",
+                &account
+            ),
+            "/storageAccounts/mystorageaccount2"
+        );
+        assert_eq!(data::global_name("micdocs", "65667CB9"), "micdocs65667cb9");
+        assert_eq!(
+            data::global_name("micdocskv", "local-1234"),
+            "micdocskvlocal1234"
+        );
+        assert!(data::global_name("micdocskv", &"a".repeat(40)).len() <= 24);
+        // The account's name is no part of the vault's (answers map back unambiguously).
+        assert!(
+            !data::global_name("micdocskv", "ab12").contains(&data::global_name("micdocs", "ab12"))
         );
     }
 

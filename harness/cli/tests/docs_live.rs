@@ -451,3 +451,100 @@ fn a_missing_variable_is_named_and_exits_2_without_creating_anything() {
         "no ledger for a run that never started"
     );
 }
+
+const DATA_ARTICLE: &str = r#"# Storage and Key Vault from a Linux VM
+
+Read the blob:
+
+```bash
+curl https://<STORAGE ACCOUNT>.blob.core.windows.net/<CONTAINER NAME>/<FILE NAME> -H "x-ms-version: 2017-11-09" -H "Authorization: Bearer <ACCESS TOKEN>"
+```
+
+List the keys:
+
+```bash
+curl https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/<RESOURCE GROUP>/providers/Microsoft.Storage/storageAccounts/<STORAGE ACCOUNT NAME>/listKeys?api-version=2016-12-01 --request POST -d "" -H "Authorization: Bearer <ACCESS TOKEN>"
+```
+
+Read the secret:
+
+```bash
+curl https://<YOUR-KEY-VAULT-URL>/secrets/<SECRET-NAME>?api-version=2016-10-01 -H "Authorization: Bearer <ACCESS TOKEN>"
+```
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_data_planes_the_world_still_checks_and_says_why() {
+    // IMDS in myVM fails once the storage account exists (after the VM's ARM token was
+    // fetched): the VM gets no Storage token within the budget, the data planes are given
+    // up, the check goes on and everything is torn down.
+    let cloud = FakeCloud::start(FakeConfig {
+        latency: Duration::from_millis(1),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let ledger = TempDir::new("ledger-nodata");
+    let articles = TempDir::new("articles-nodata");
+    std::fs::write(articles.0.join("data.md"), DATA_ARTICLE).unwrap();
+    let mut env = live_env(&cloud, &ledger.0);
+    env.retain(|(k, _)| *k != "MIC_LIVE_PROPAGATION_BUDGET_SECS");
+    env.push(("MIC_LIVE_PROPAGATION_BUDGET_SECS", "2".into()));
+    let mut c = mic(&env);
+    c.args(["docs", "check", "--backend", "live", "--format", "json"])
+        .arg(articles.0.join("data.md"));
+    let faults = {
+        let cloud = cloud.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_mins(1) {
+                if let Some((name, _)) = cloud
+                    .service_urls()
+                    .into_iter()
+                    .find(|(n, _)| n.starts_with("blob:micdocs"))
+                {
+                    let run = &name["blob:micdocs".len()..];
+                    let vm = format!(
+                        "/subscriptions/{}/resourceGroups/mic-docs-{run}/providers/Microsoft.Compute/virtualMachines/myVM",
+                        cloud.subscription_id()
+                    );
+                    cloud.inject_imds_fault(
+                        &vm,
+                        mic_fake::Fault {
+                            kind: mic_fake::FaultKind::Status(500),
+                            skip: 0,
+                            count: 100,
+                        },
+                    );
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            false
+        })
+    };
+    let out = run(c).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        faults.await.unwrap(),
+        "no storage account was created\n{stderr}"
+    );
+    let reports: Vec<Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("JSON report: {e}\nstderr: {stderr}"));
+    for needle in ["blob.core.windows.net", "listKeys", "/secrets/"] {
+        let line = line_of(DATA_ARTICLE, needle);
+        let b = block_at(&reports[0], line);
+        assert_eq!(status(b), "not-checkable", "L{line}: {}", reason(b));
+        assert!(
+            reason(b).contains("could not be provisioned on live")
+                && reason(b).contains("IMDS in myVM gave no token"),
+            "L{line}: {}",
+            reason(b)
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_torn_down(&cloud, &ledger.0, &stderr);
+    assert!(jwts(&stdout).is_empty() && jwts(&stderr).is_empty());
+    cloud.shutdown().await;
+}

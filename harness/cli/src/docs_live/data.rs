@@ -34,7 +34,11 @@ const SECRET_MANAGEMENT: [&str; 7] = [
 ];
 
 /// The world's storage account and key vault on live.
+#[derive(Default)]
 pub(super) struct LiveData {
+    /// Why they are not there (a subscription policy refusing Shared Key, a quota ...): the
+    /// check goes on without them, their examples are "not checkable" with this reason.
+    pub failed: Option<String>,
     /// The account's name on Azure (`micdocs<run id>`).
     pub account: String,
     pub account_id: String,
@@ -52,6 +56,24 @@ pub(super) struct LiveData {
     pub vm_vault_token: String,
     /// The deployer's Key Vault token (it stored the secret).
     pub deployer_vault_token: String,
+}
+
+impl LiveData {
+    pub(super) fn unavailable(reason: String) -> Self {
+        Self {
+            failed: Some(reason),
+            ..Self::default()
+        }
+    }
+
+    /// Why the examples of the data planes cannot run, if they cannot.
+    pub(super) fn refusal(&self) -> Option<String> {
+        self.failed.as_ref().map(|why| {
+            format!(
+                "the world's storage account and key vault could not be provisioned on live: {why}"
+            )
+        })
+    }
 }
 
 /// `<prefix><run id>`: 3-24 lower-case letters and digits (storage), starting with a letter
@@ -101,7 +123,13 @@ impl Deployer {
         let started = Instant::now();
         loop {
             let last = match self.send(Route::Direct, make()?).await {
-                Ok(r) if r.is_success() => return Ok(r),
+                // A retried create the service had already done.
+                Ok(r)
+                    if r.is_success()
+                        || (r.status == 409 && summary(&r).contains("AlreadyExists")) =>
+                {
+                    return Ok(r);
+                }
                 Ok(r) if r.status != 403 && r.status != 404 => {
                     bail!("{what} answered {} {}", r.status, summary(&r));
                 }
@@ -253,6 +281,7 @@ impl Ctx<'_> {
             .imds_token(self.host_vm_id, VAULT_RESOURCE, budget)
             .await?;
         let data = LiveData {
+            failed: None,
             account: name,
             account_id,
             blob_base,
