@@ -29,17 +29,18 @@
 //! the tutorials do. The literal `myResourceGroup` of the docs is mapped to the run's group on
 //! the way out and back in the answers, so reports read like the fake backend's; so are
 //! `mystorageaccount` and `mykeyvault` (ARM paths, the SAS request's canonicalized resource,
-//! the tools' Shared Key account). Blob and Key Vault hosts (`mystorageaccount.blob.core.windows.net`,
-//! `mykeyvault.vault.azure.net`, the run's own, or the base URL the ARM answer gave, which on the
-//! fake cloud is a loopback server) go to the world's account and vault, with `myVM`'s token
-//! for that service where the doc sends `<ACCESS TOKEN>`.
+//! the tools' Shared Key account). Blob and Key Vault hosts
+//! (`mystorageaccount.blob.core.windows.net`, `mykeyvault.vault.azure.net`, the run's own, or
+//! the base URL the ARM answer gave, which on the fake cloud is a loopback server) go to the
+//! world's account and vault, with `myVM`'s token for that service where the doc sends
+//! `<ACCESS TOKEN>`.
 //!
 //! Not on live (reported "not checkable" with the reason): `myWindowsVM`, `myVMSS`, the
 //! deprecated VM extension endpoint (`localhost:50342`), storage accounts and vaults other than
 //! the world's, and the other data planes (Cosmos DB, Data Lake, Graph, SQL) with their ARM
 //! resources; so are the tools' `--auth-mode login` storage commands (the deployer has no data
-//! role on the account). ARM writes outside the
-//! world's groups, and deletions of the world itself, are never sent.
+//! role on the account). ARM writes outside the world's groups, and deletions or re-creations
+//! of the world itself (its group, VM, account, vault), are never sent.
 //!
 //! Teardown always runs: after the check, when provisioning fails, and on Ctrl-C / SIGTERM /
 //! a panic (mic-live's guard deletes what the ledger lists). Tokens, account keys and SAS
