@@ -1277,11 +1277,11 @@ const DATA_AUDIENCES: [(&str, &str); 4] = [
     ("datalake", "https://datalake.azure.net/"),
     ("graph", "https://graph.windows.net"),
 ];
-const STORAGE_ACCOUNT: &str = "mystorageaccount";
-const CONTAINER: &str = "mycontainer";
-const BLOB: &str = "hello.txt";
-const VAULT: &str = "mykeyvault";
-const SECRET: &str = "MyTestSecret";
+pub(crate) const STORAGE_ACCOUNT: &str = "mystorageaccount";
+pub(crate) const CONTAINER: &str = "mycontainer";
+pub(crate) const BLOB: &str = "hello.txt";
+pub(crate) const VAULT: &str = "mykeyvault";
+pub(crate) const SECRET: &str = "MyTestSecret";
 const COSMOS: &str = "mycosmosaccount";
 const ADLS: &str = "myadlsaccount";
 const ADLS_FOLDER: &str = "TestFolder";
@@ -1644,7 +1644,7 @@ impl DataPlanes<'_> {
 }
 
 /// Every string in a JSON value (the key values of a listKeys response).
-fn collect_strings(v: &Value, out: &mut Vec<String>) {
+pub(crate) fn collect_strings(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::String(s) => out.push(s.clone()),
         Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),

@@ -14,22 +14,38 @@
 //!   NIC) with its system-assigned identity and `myUserAssignedIdentity`;
 //! - Reader for both identities on every group; then the VM's ARM token is fetched from IMDS
 //!   (inside the VM) and used until Resource Manager lets it read the group (the propagation
-//!   wait, bounded by `MIC_LIVE_PROPAGATION_BUDGET_SECS`).
+//!   wait, bounded by `MIC_LIVE_PROPAGATION_BUDGET_SECS`);
+//! - the two data planes the articles use most ([`data`]): storage account `mystorageaccount`
+//!   (as `micdocs<env>`: storage and vault names are global) with `mycontainer/hello.txt`,
+//!   `myVM` Storage Blob Data Reader and Storage Account Contributor on it; key vault
+//!   `mykeyvault` (as `micdocskv<env>`) with secret `MyTestSecret` and a Secret Management
+//!   access policy for `myVM`; the VM's Storage and Key Vault tokens come from IMDS inside the
+//!   VM, and the check starts once the VM reads the blob, lists the keys and reads the secret
+//!   (or the budget is spent: then a note says so).
 //!
 //! Routing ([`LiveExecutor`]): IMDS requests run inside `myVM` through Run Command (or locally
 //! when mic runs on that VM); ARM requests go to the configured Resource Manager, writes (and
 //! commands mapped from az/PowerShell) with the deployer's token, reads with the VM's token as
 //! the tutorials do. The literal `myResourceGroup` of the docs is mapped to the run's group on
-//! the way out and back in the answers, so reports read like the fake backend's.
+//! the way out and back in the answers, so reports read like the fake backend's; so are
+//! `mystorageaccount` and `mykeyvault` (ARM paths, the SAS request's canonicalized resource,
+//! the tools' Shared Key account). Blob and Key Vault hosts
+//! (`mystorageaccount.blob.core.windows.net`, `mykeyvault.vault.azure.net`, the run's own, or
+//! the base URL the ARM answer gave, which on the fake cloud is a loopback server) go to the
+//! world's account and vault, with `myVM`'s token for that service where the doc sends
+//! `<ACCESS TOKEN>`.
 //!
 //! Not on live (reported "not checkable" with the reason): `myWindowsVM`, `myVMSS`, the
-//! deprecated VM extension endpoint (`localhost:50342`), and the data planes (storage, Key
-//! Vault, Cosmos DB, Data Lake, Graph, SQL) with their ARM resources. ARM writes outside the
-//! world's groups, and deletions of the world itself, are never sent.
+//! deprecated VM extension endpoint (`localhost:50342`), storage accounts and vaults other than
+//! the world's, and the other data planes (Cosmos DB, Data Lake, Graph, SQL) with their ARM
+//! resources; so are the tools' `--auth-mode login` storage commands (the deployer has no data
+//! role on the account). ARM writes outside the world's groups, and deletions or re-creations
+//! of the world itself (its group, VM, account, vault), are never sent.
 //!
 //! Teardown always runs: after the check, when provisioning fails, and on Ctrl-C / SIGTERM /
-//! a panic (mic-live's guard deletes what the ledger lists). Tokens never reach the report
-//! (the world's tokens and every JWT-shaped string are masked) and the ledger only holds ids.
+//! a panic (mic-live's guard deletes what the ledger lists). Tokens, account keys and SAS
+//! signatures never reach the report (the world's tokens and keys, every JWT-shaped string
+//! and every `sig=` value are masked) and the ledger only holds ids.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -48,9 +64,11 @@ use mic_live::{LiveBackend, LiveConfig, LiveOptions, guard};
 use serde_json::{Value, json};
 
 use crate::docs::{
-    LINUX_VM, Prerequisites, RG, UAMI, VM_API, check_files, compute_body, mask_secrets,
-    prerequisites, split_origin,
+    BLOB, CONTAINER, LINUX_VM, Prerequisites, RG, SECRET, STORAGE_ACCOUNT, UAMI, VAULT, VM_API,
+    check_files, compute_body, mask_secrets, prerequisites, split_origin,
 };
+
+mod data;
 
 const RG_API: &str = "2021-04-01";
 const UAMI_API: &str = "2018-11-30";
@@ -141,10 +159,15 @@ impl Deployer {
         Ok(done.json().unwrap_or(Value::Null))
     }
 
-    /// Reader for `principal` on `scope`, retried while the new principal replicates.
-    async fn grant_reader(&self, scope: &str, principal: &str, budget: Duration) -> Result<()> {
-        let reader =
-            mic_core::roles::find_role("Reader").ok_or_else(|| anyhow!("no Reader role"))?;
+    /// `role` for `principal` on `scope`, retried while the new principal replicates.
+    async fn grant_role(
+        &self,
+        scope: &str,
+        role: &str,
+        principal: &str,
+        budget: Duration,
+    ) -> Result<()> {
+        let reader = mic_core::roles::find_role(role).ok_or_else(|| anyhow!("no role {role}"))?;
         let sub = self.env.endpoints().subscription_id.clone();
         let id = format!(
             "{scope}/providers/Microsoft.Authorization/roleAssignments/{}",
@@ -227,6 +250,8 @@ pub struct LiveDocsWorld {
     vm_principal_id: String,
     /// `myVM`'s ARM token (what `$ArmToken` / `<ACCESS TOKEN>` hold).
     vm_token: String,
+    /// The storage account and the key vault.
+    data: data::LiveData,
     extra_identities: Vec<String>,
     /// What the reader should know about this run (propagation not confirmed ...).
     notes: Mutex<Vec<String>>,
@@ -243,7 +268,10 @@ pub fn plan(config: &LiveConfig, prereqs: &Prerequisites) -> String {
          - resource group mic-docs-<env> for {RG} (tags mic-run, mic-env, DeleteAfter = now + {} h; in the ledger {} before creation)\n  \
          - user-assigned identity {UAMI}\n  \
          - Linux VM {LINUX_VM} ({}, Ubuntu 22.04, Standard_LRS OS disk, virtual network and NIC, no public IP{price}) with its system-assigned identity and {UAMI}\n  \
-         - Reader role assignments for both identities on the group(s)",
+         - Reader role assignments for both identities on the group(s)\n  \
+         - storage account micdocs<env> for {STORAGE_ACCOUNT} (StorageV2, Standard_LRS) with {CONTAINER}/{BLOB}; {LINUX_VM} gets Storage Blob Data Reader and Storage Account Contributor on it\n  \
+         - key vault micdocskv<env> for {VAULT} (standard, soft-delete retention 7 days) with secret {SECRET}; {LINUX_VM} gets a Secret Management access policy\n    \
+         (both cost cents at most: a few KB stored and a few hundred operations)",
         config.subscription_id,
         config.cloud.name,
         config.location,
@@ -390,7 +418,9 @@ impl LiveDocsWorld {
         }
         for (_, real) in &groups {
             for p in [&vm_principal_id, &uami_principal_id] {
-                deployer.grant_reader(&group_id(real), p, budget).await?;
+                deployer
+                    .grant_role(&group_id(real), "Reader", p, budget)
+                    .await?;
             }
         }
         let audience = config.cloud.arm_audience.clone();
@@ -417,6 +447,27 @@ impl LiveDocsWorld {
             }
             tokio::time::sleep(deployer.poll()).await;
         }
+        let data = data::Ctx {
+            deployer: &deployer,
+            rg_id: &rg_id,
+            location: &loc,
+            tenant_id: &ep.tenant_id,
+            run_id: &ep.run_id,
+            host_vm_id: &host_vm_id,
+            vm_principal: &vm_principal_id,
+            vm_arm_token: &vm_token,
+            budget,
+        }
+        .provision(&mut notes)
+        .await
+        .unwrap_or_else(|e| {
+            // What was created is in the ledger and goes with the teardown; the check goes on.
+            let why = format!("{e:#}");
+            notes.push(format!(
+                "the storage account and key vault could not be provisioned ({why}): their examples are not checkable"
+            ));
+            data::LiveData::unavailable(why)
+        });
         let uami_doc = format!(
             "{sub}/resourceGroups/{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{UAMI}"
         );
@@ -430,9 +481,31 @@ impl LiveDocsWorld {
             .set("principal_id", vm_principal_id.clone())
             .set("tenant_id", ep.tenant_id.clone())
             .set("location", loc)
-            .set("access_token", vm_token.clone());
+            .set("access_token", vm_token.clone())
+            // The data planes under the docs' names (mapped to the run's on the way out).
+            .set("storage_account", STORAGE_ACCOUNT)
+            .set("containername", CONTAINER)
+            .set("filename", BLOB)
+            .set("yourkeyvaulturl", format!("{VAULT}.vault.azure.net"))
+            .set("secretname", SECRET)
+            .set("expirationtime", "2099-01-01T00:00:00Z")
+            .set("storage account key", data.storage_key.clone())
+            .set("keyvaulttoken", data.vm_vault_token.clone());
+        let secrets = data
+            .keys
+            .iter()
+            .cloned()
+            .chain([
+                vm_token.clone(),
+                deployer.token.clone(),
+                data.storage_key.clone(),
+                data.vm_storage_token.clone(),
+                data.vm_vault_token.clone(),
+                data.deployer_vault_token.clone(),
+            ])
+            .collect();
         Ok(Self {
-            secrets: vec![vm_token.clone(), deployer.token.clone()],
+            secrets,
             placeholders: w,
             subscription_id: ep.subscription_id.clone(),
             arm: config.cloud.arm.clone(),
@@ -443,6 +516,7 @@ impl LiveDocsWorld {
             uami_principal_id,
             vm_principal_id,
             vm_token,
+            data,
             extra_identities,
             notes: Mutex::new(notes),
             deployer,
@@ -487,7 +561,14 @@ impl LiveDocsWorld {
                 }
             );
         }
-        s.push_str("\nnot on live: myWindowsVM, myVMSS, the VM extension endpoint, data planes (storage, Key Vault, Cosmos DB, Data Lake, Graph, SQL)");
+        if self.data.failed.is_none() {
+            let _ = write!(
+                s,
+                "\ndata planes: storage account {STORAGE_ACCOUNT} (as {}) with {CONTAINER}/{BLOB}, {LINUX_VM} Storage Blob Data Reader + Storage Account Contributor; key vault {VAULT} (as {}) with secret {SECRET}, {LINUX_VM} has a Secret Management access policy",
+                self.data.account, self.data.vault
+            );
+        }
+        s.push_str("\nnot on live: myWindowsVM, myVMSS, the VM extension endpoint, Cosmos DB, Data Lake, Graph, SQL");
         for n in self
             .notes
             .lock()
@@ -499,23 +580,59 @@ impl LiveDocsWorld {
         s
     }
 
+    /// The data plane whose base URL is `origin` (the run's account or vault).
+    fn data_service_of(&self, origin: &str) -> Option<Service> {
+        let o = origin.trim_end_matches('/');
+        if self.data.failed.is_some() || o.is_empty() {
+            None
+        } else if o.eq_ignore_ascii_case(&self.data.blob_base) {
+            Some(Service::Blob)
+        } else if o.eq_ignore_ascii_case(&self.data.vault_base) {
+            Some(Service::KeyVault)
+        } else {
+            None
+        }
+    }
+
     fn is_world_group(&self, real: &str) -> bool {
         self.groups
             .iter()
             .any(|(_, r)| r.eq_ignore_ascii_case(real))
     }
 
-    /// The docs' group names (`/resourceGroups/myResourceGroup`) mapped to the run's.
+    /// The docs' names mapped to the run's: groups (`/resourceGroups/myResourceGroup`),
+    /// the storage account (`/storageAccounts/mystorageaccount`, `/blob/mystorageaccount/` of
+    /// a SAS request) and the vault (`/vaults/mykeyvault`).
     fn map_groups(&self, s: &str) -> String {
-        map_segments(s, &self.groups, false)
+        let s = map_segments(s, &self.groups, false);
+        if self.data.failed.is_some() {
+            return s;
+        }
+        let account = [(STORAGE_ACCOUNT.to_string(), self.data.account.clone())];
+        let vault = [(VAULT.to_string(), self.data.vault.clone())];
+        let s = map_after(&s, "/storageaccounts/", &account);
+        let s = map_after(&s, "/blob/", &account);
+        map_after(&s, "/vaults/", &vault)
     }
 
-    /// The run's group names mapped back to the docs' in an answer.
+    /// The run's names mapped back to the docs' in an answer (the data planes' base URLs
+    /// become the docs' hosts).
     fn unmap_groups(&self, s: &str) -> String {
-        let mut by_len: Vec<&(String, String)> = self.groups.iter().collect();
-        by_len.sort_by_key(|(_, r)| std::cmp::Reverse(r.len()));
+        let d = &self.data;
+        let mut pairs: Vec<(String, String)> = self.groups.clone();
+        pairs.push((
+            format!("https://{STORAGE_ACCOUNT}.blob.core.windows.net"),
+            d.blob_base.clone(),
+        ));
+        pairs.push((
+            format!("https://{VAULT}.vault.azure.net"),
+            d.vault_base.clone(),
+        ));
+        pairs.push((STORAGE_ACCOUNT.to_string(), d.account.clone()));
+        pairs.push((VAULT.to_string(), d.vault.clone()));
+        pairs.sort_by_key(|(_, r)| std::cmp::Reverse(r.len()));
         let mut out = s.to_string();
-        for (doc, real) in by_len {
+        for (doc, real) in pairs.iter().filter(|(_, r)| !r.is_empty()) {
             out = out.replace(real.as_str(), doc);
         }
         out
@@ -565,21 +682,31 @@ impl LiveDocsWorld {
 /// Replace `/resourceGroups/<from>` segments (case-insensitive) by `<to>` for each pair
 /// (`(doc, real)`; reversed when `back`).
 fn map_segments(s: &str, pairs: &[(String, String)], back: bool) -> String {
-    const MARK: &str = "/resourcegroups/";
+    if back {
+        let swapped: Vec<(String, String)> =
+            pairs.iter().map(|(d, r)| (r.clone(), d.clone())).collect();
+        map_after(s, "/resourcegroups/", &swapped)
+    } else {
+        map_after(s, "/resourcegroups/", pairs)
+    }
+}
+
+/// Replace the whole segment after `mark` (lower-case, case-insensitive match) when it is
+/// the first of a pair `(from, to)` (case-insensitive).
+fn map_after(s: &str, mark: &str, pairs: &[(String, String)]) -> String {
     let lower = s.to_ascii_lowercase();
     let mut out = String::with_capacity(s.len());
     let mut from = 0;
-    while let Some(i) = lower[from..].find(MARK).map(|i| i + from) {
-        let start = i + MARK.len();
+    while let Some(i) = lower[from..].find(mark).map(|i| i + from) {
+        let start = i + mark.len();
         let end = s[start..]
             .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.()".contains(c)))
             .map_or(s.len(), |j| start + j);
         out.push_str(&s[from..start]);
         let seg = &s[start..end];
-        let hit = pairs.iter().find_map(|(d, r)| {
-            let (a, b) = if back { (r, d) } else { (d, r) };
-            a.eq_ignore_ascii_case(seg).then_some(b.as_str())
-        });
+        let hit = pairs
+            .iter()
+            .find_map(|(a, b)| a.eq_ignore_ascii_case(seg).then_some(b.as_str()));
         out.push_str(hit.unwrap_or(seg));
         from = end;
     }
@@ -708,6 +835,57 @@ impl LiveExecutor {
         }
     }
 
+    /// A blob or Key Vault request: the docs' host (`mystorageaccount.blob.core.windows.net`,
+    /// `mykeyvault.vault.azure.net`, or the run's own) goes to the world's account or vault,
+    /// `<ACCESS TOKEN>` is `myVM`'s token for that service.
+    async fn data_plane(
+        &self,
+        req: &ResolvedRequest,
+        origin: &str,
+        rest: &str,
+    ) -> Result<ExecResponse, String> {
+        let w = &self.world;
+        let d = &w.data;
+        let host = origin
+            .split("://")
+            .nth(1)
+            .unwrap_or(origin)
+            .to_ascii_lowercase();
+        let first = host.split('.').next().unwrap_or("");
+        let own = w.data_service_of(origin) == Some(req.service);
+        let (base, token, ours) = if req.service == Service::Blob {
+            (
+                &d.blob_base,
+                &d.vm_storage_token,
+                own || first == STORAGE_ACCOUNT || first == d.account,
+            )
+        } else {
+            (
+                &d.vault_base,
+                &d.vm_vault_token,
+                own || first == VAULT || first == d.vault,
+            )
+        };
+        if !ours {
+            return Err(format!(
+                "the scenario world has no {} `{host}` (on live it has {STORAGE_ACCOUNT} and {VAULT})",
+                req.service.name()
+            ));
+        }
+        let mut http = Self::request(req, format!("{base}{rest}"), req.body.clone());
+        for (k, v) in &mut http.headers {
+            if k.eq_ignore_ascii_case("authorization") {
+                *v = v.replace(&w.vm_token, token);
+            }
+        }
+        let resp = w
+            .deployer
+            .send(Route::Direct, http)
+            .await
+            .map_err(|e| format!("could not send the request: {e}"))?;
+        Ok(self.response(&resp))
+    }
+
     /// Why an ARM request is not sent on live, if it is not.
     fn arm_refusal(
         &self,
@@ -773,6 +951,34 @@ impl LiveExecutor {
             }
             if write && lower.contains("/extensions/") {
                 return Some("not sent on live: installs a VM extension (the deprecated managed identity extension is not part of the live world)".into());
+            }
+            return None;
+        }
+        let d = &self.world.data;
+        if let Some(why) = d.refusal()
+            && ((ty == "microsoft.storage/storageaccounts"
+                && name.eq_ignore_ascii_case(STORAGE_ACCOUNT))
+                || (ty == "microsoft.keyvault/vaults" && name.eq_ignore_ascii_case(VAULT)))
+        {
+            return Some(why);
+        }
+        let data = d.failed.is_none()
+            && ((ty == "microsoft.storage/storageaccounts"
+                && name.eq_ignore_ascii_case(&d.account))
+                || (ty == "microsoft.keyvault/vaults" && name.eq_ignore_ascii_case(&d.vault)));
+        if data {
+            let own = bare
+                .trim_end_matches('/')
+                .ends_with(&format!("/{}", name.to_ascii_lowercase()));
+            if own && matches!(method, "PUT" | "DELETE") {
+                return Some(format!(
+                    "not sent on live: it would {} the scenario world's {ty} (the data-plane examples use it)",
+                    if method == "PUT" {
+                        "re-create"
+                    } else {
+                        "delete"
+                    }
+                ));
             }
             return None;
         }
@@ -894,6 +1100,15 @@ impl Executor for LiveExecutor {
             return Err("request line only (the doc lists its headers separately); nothing to send as written".into());
         }
         let (origin, rest) = split_origin(url);
+        // A URL a data plane handed out itself (the fake's loopback base in an answer,
+        // held in a variable): send it there, as that service.
+        let mut req = std::borrow::Cow::Borrowed(req);
+        if matches!(req.service, Service::Unknown | Service::Local)
+            && let Some(service) = self.world.data_service_of(origin)
+        {
+            req.to_mut().service = service;
+        }
+        let req = req.as_ref();
         // What the live world does not have is the reason, before missing values.
         if req.service == Service::Arm {
             let path = self.world.map_groups(&self.sample_subscription(rest));
@@ -911,9 +1126,10 @@ impl Executor for LiveExecutor {
             Service::Local | Service::Unknown => Some(format!(
                 "`{origin}` is not a service the checker can call"
             )),
+            Service::Blob | Service::KeyVault => self.world.data.refusal(),
             Service::Imds | Service::Arm => None,
             data => Some(format!(
-                "{} `{}` is not provisioned on live by the docs checker yet (the fake backend checks it)",
+                "{} `{}` is not provisioned on live by the docs checker yet (only the storage account and the key vault are; the fake backend checks it)",
                 data.name(),
                 origin.split("://").nth(1).unwrap_or(origin)
             )),
@@ -929,8 +1145,34 @@ impl Executor for LiveExecutor {
         }
         match req.service {
             Service::Imds => self.handle.block_on(self.in_host(req, rest)),
+            Service::Blob | Service::KeyVault => {
+                self.handle.block_on(self.data_plane(req, origin, rest))
+            }
             _ => self.handle.block_on(self.arm(req, origin, rest)),
         }
+    }
+
+    /// Shared Key with the repo's signer, as the storage tools sign; the docs' account name
+    /// is the run's account.
+    fn sign_shared_key(
+        &self,
+        req: &mut ResolvedRequest,
+        account: &str,
+        key: &str,
+    ) -> Result<(), String> {
+        let d = &self.world.data;
+        let account = if account.eq_ignore_ascii_case(STORAGE_ACCOUNT) {
+            d.account.as_str()
+        } else {
+            account
+        };
+        let mut r = HttpRequest::new(&req.method, req.url.clone());
+        r.headers.clone_from(&req.headers);
+        r.body = req.body.as_ref().map(|b| b.as_bytes().to_vec());
+        mic_core::sign::shared_key(account, key, &mut r)
+            .map_err(|e| format!("signing the storage request: {e}"))?;
+        req.headers = r.headers;
+        Ok(())
     }
 }
 
@@ -1109,6 +1351,46 @@ mod tests {
         assert_eq!(
             locate("/subscriptions/s/resourceGroups/g"),
             (Some("g".into()), None)
+        );
+    }
+
+    #[test]
+    fn storage_and_vault_names_map_in_paths_and_sas_bodies() {
+        let account = [("mystorageaccount".to_string(), "micdocsab12".to_string())];
+        assert_eq!(
+            map_after(
+                "/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/myStorageAccount/listKeys?x",
+                "/storageaccounts/",
+                &account
+            ),
+            "/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/micdocsab12/listKeys?x"
+        );
+        assert_eq!(
+            map_after(
+                r#"{"canonicalizedResource":"/blob/mystorageaccount/mycontainer"}"#,
+                "/blob/",
+                &account
+            ),
+            r#"{"canonicalizedResource":"/blob/micdocsab12/mycontainer"}"#
+        );
+        // Only the whole segment: another account keeps its name.
+        assert_eq!(
+            map_after(
+                "/storageAccounts/mystorageaccount2",
+                "/storageaccounts/",
+                &account
+            ),
+            "/storageAccounts/mystorageaccount2"
+        );
+        assert_eq!(data::global_name("micdocs", "65667CB9"), "micdocs65667cb9");
+        assert_eq!(
+            data::global_name("micdocskv", "local-1234"),
+            "micdocskvlocal1234"
+        );
+        assert!(data::global_name("micdocskv", &"a".repeat(40)).len() <= 24);
+        // The account's name is no part of the vault's (answers map back unambiguously).
+        assert!(
+            !data::global_name("micdocskv", "ab12").contains(&data::global_name("micdocs", "ab12"))
         );
     }
 

@@ -122,6 +122,69 @@ fn assert_torn_down(cloud: &FakeCloud, ledger: &Path, output: &str) {
     assert!(files.is_empty(), "the ledger was not finished: {files:?}");
 }
 
+/// The keys of the world's storage account, read from the fake cloud as the deployer while
+/// the check runs (the account is gone after the teardown).
+async fn storage_keys_while_running(cloud: FakeCloud) -> Vec<String> {
+    mic_backends::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let account = loop {
+        if let Some((name, _)) = cloud
+            .service_urls()
+            .into_iter()
+            .find(|(n, _)| n.starts_with("blob:micdocs"))
+        {
+            break name["blob:".len()..].to_string();
+        }
+        if started.elapsed() > Duration::from_mins(2) {
+            return Vec::new();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let d = cloud.deployer();
+    let token: Value = client
+        .post(format!(
+            "{}/{}/oauth2/token",
+            cloud.login_url(),
+            cloud.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", d.client_id.as_str()),
+            ("client_secret", d.client_secret.as_str()),
+            ("resource", "https://management.azure.com/"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run = account.trim_start_matches("micdocs");
+    let url = format!(
+        "{}/subscriptions/{}/resourceGroups/mic-docs-{run}/providers/Microsoft.Storage/storageAccounts/{account}/listKeys?api-version=2023-05-01",
+        cloud.arm_url(),
+        cloud.subscription_id()
+    );
+    let keys: Value = client
+        .post(url)
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    keys["keys"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k["value"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 const ARTICLE: &str = include_str!("data/docs_linux_vm_arm.md");
 
 fn line_of(text: &str, needle: &str) -> u64 {
@@ -163,6 +226,7 @@ async fn the_tutorials_run_on_the_live_path_and_the_world_is_torn_down() {
     .arg("docs/articles/004_68e52737ddb40452.txt")
     .arg(articles.0.join("correct.md"))
     .arg(articles.0.join("no-metadata.md"));
+    let keys = tokio::spawn(storage_keys_while_running(cloud.clone()));
     let started = Instant::now();
     let out = run(c).await;
     let took = started.elapsed();
@@ -212,10 +276,37 @@ async fn the_tutorials_run_on_the_live_path_and_the_world_is_torn_down() {
     let b = block_at(r004, 8883);
     assert_eq!(status(b), "broken", "{b:#}");
     assert!(reason(b).contains("404 InvalidRequestUri"), "{}", reason(b));
+    // The storage account and the key vault of the world: the VM's token for the data
+    // plane fetched inside the VM, the bearer-token blob read, listKeys / listServiceSas with
+    // the VM's ARM token, the tools' Shared Key upload and download with the listed key, the
+    // Key Vault secret read (curl and PowerShell).
+    for line in [
+        2598, 2606, 2752, 2776, 2799, 2818, 2985, 3219, 3241, 1154, 1175, 1196, 1395, 1763, 1783,
+    ] {
+        let b = block_at(r004, line);
+        assert_eq!(status(b), "works", "L{line}: {}", reason(b));
+    }
+    // Their example outputs are compared like on the fake backend; the SAS signature of the
+    // answer is masked.
+    let b = block_at(r004, 3246);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(reason(b).contains("recoveryLevel"), "{}", reason(b));
+    let b = block_at(r004, 3038);
+    assert_eq!(status(b), "drifted", "{b:#}");
+    assert!(
+        reason(b).contains("service returns \"sv=") && reason(b).contains("sig=[signature]"),
+        "{}",
+        reason(b)
+    );
+    assert!(
+        stderr.contains("storage account micdocs") && stderr.contains("key vault micdocskv"),
+        "{stderr}"
+    );
     // What the live world does not have is "not checkable" with the reason, never broken.
     for (line, why) in [
-        (2606, "not provisioned on live"),
-        (1783, "not provisioned on live"),
+        (653, "Data Lake Store"),
+        (653, "not provisioned on live"),
+        (1902, "not provisioned on live"),
         (8097, "VM extension"),
         (6671, "myVMSS"),
     ] {
@@ -237,10 +328,30 @@ async fn the_tutorials_run_on_the_live_path_and_the_world_is_torn_down() {
     assert!(reason(b).contains(&format!("L{line}")), "{}", reason(b));
     assert!(reason(b).contains("Metadata"), "{}", reason(b));
 
-    // Torn down: no group, the ledger finished; nothing secret printed.
+    // Torn down: no group, the ledger finished; nothing secret printed (no token, no SAS
+    // signature, none of the account's keys the examples listed).
     assert_torn_down(&cloud, &ledger.0, &stderr);
     let secret = cloud.deployer().client_secret;
     assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+    let keys = keys.await.unwrap();
+    assert!(
+        !keys.is_empty(),
+        "the world's storage account was never seen"
+    );
+    for k in &keys {
+        assert!(!stdout.contains(k.as_str()) && !stderr.contains(k.as_str()));
+    }
+    for out in [&stdout, &stderr] {
+        for (i, _) in out.match_indices("sig=") {
+            let next = out[i + 4..].chars().next();
+            assert!(
+                out[i..].starts_with("sig=[signature]")
+                    || !next.is_some_and(|c| c.is_ascii_alphanumeric() || "%+/".contains(c)),
+                "an unmasked SAS signature: {}",
+                &out[i..(i + 40).min(out.len())]
+            );
+        }
+    }
     assert!(jwts(&stdout).is_empty(), "{:?}", jwts(&stdout));
     assert!(jwts(&stderr).is_empty(), "{:?}", jwts(&stderr));
     cloud.shutdown().await;
@@ -339,4 +450,101 @@ fn a_missing_variable_is_named_and_exits_2_without_creating_anything() {
         std::fs::read_dir(&ledger.0).unwrap().next().is_none(),
         "no ledger for a run that never started"
     );
+}
+
+const DATA_ARTICLE: &str = r#"# Storage and Key Vault from a Linux VM
+
+Read the blob:
+
+```bash
+curl https://<STORAGE ACCOUNT>.blob.core.windows.net/<CONTAINER NAME>/<FILE NAME> -H "x-ms-version: 2017-11-09" -H "Authorization: Bearer <ACCESS TOKEN>"
+```
+
+List the keys:
+
+```bash
+curl https://management.azure.com/subscriptions/<SUBSCRIPTION ID>/resourceGroups/<RESOURCE GROUP>/providers/Microsoft.Storage/storageAccounts/<STORAGE ACCOUNT NAME>/listKeys?api-version=2016-12-01 --request POST -d "" -H "Authorization: Bearer <ACCESS TOKEN>"
+```
+
+Read the secret:
+
+```bash
+curl https://<YOUR-KEY-VAULT-URL>/secrets/<SECRET-NAME>?api-version=2016-10-01 -H "Authorization: Bearer <ACCESS TOKEN>"
+```
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_data_planes_the_world_still_checks_and_says_why() {
+    // IMDS in myVM fails once the storage account exists (after the VM's ARM token was
+    // fetched): the VM gets no Storage token within the budget, the data planes are given
+    // up, the check goes on and everything is torn down.
+    let cloud = FakeCloud::start(FakeConfig {
+        latency: Duration::from_millis(1),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let ledger = TempDir::new("ledger-nodata");
+    let articles = TempDir::new("articles-nodata");
+    std::fs::write(articles.0.join("data.md"), DATA_ARTICLE).unwrap();
+    let mut env = live_env(&cloud, &ledger.0);
+    env.retain(|(k, _)| *k != "MIC_LIVE_PROPAGATION_BUDGET_SECS");
+    env.push(("MIC_LIVE_PROPAGATION_BUDGET_SECS", "2".into()));
+    let mut c = mic(&env);
+    c.args(["docs", "check", "--backend", "live", "--format", "json"])
+        .arg(articles.0.join("data.md"));
+    let faults = {
+        let cloud = cloud.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_mins(1) {
+                if let Some((name, _)) = cloud
+                    .service_urls()
+                    .into_iter()
+                    .find(|(n, _)| n.starts_with("blob:micdocs"))
+                {
+                    let run = &name["blob:micdocs".len()..];
+                    let vm = format!(
+                        "/subscriptions/{}/resourceGroups/mic-docs-{run}/providers/Microsoft.Compute/virtualMachines/myVM",
+                        cloud.subscription_id()
+                    );
+                    cloud.inject_imds_fault(
+                        &vm,
+                        mic_fake::Fault {
+                            kind: mic_fake::FaultKind::Status(500),
+                            skip: 0,
+                            count: 100,
+                        },
+                    );
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            false
+        })
+    };
+    let out = run(c).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        faults.await.unwrap(),
+        "no storage account was created\n{stderr}"
+    );
+    let reports: Vec<Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("JSON report: {e}\nstderr: {stderr}"));
+    for needle in ["blob.core.windows.net", "listKeys", "/secrets/"] {
+        let line = line_of(DATA_ARTICLE, needle);
+        let b = block_at(&reports[0], line);
+        assert_eq!(status(b), "not-checkable", "L{line}: {}", reason(b));
+        assert!(
+            reason(b).contains("could not be provisioned on live")
+                && reason(b).contains("IMDS in myVM gave no token"),
+            "L{line}: {}",
+            reason(b)
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_torn_down(&cloud, &ledger.0, &stderr);
+    assert!(jwts(&stdout).is_empty() && jwts(&stderr).is_empty());
+    cloud.shutdown().await;
 }
