@@ -227,6 +227,22 @@ fn seed_articles_against_the_fake_cloud() {
         "{}",
         reason(b)
     );
+    // `$_AllowedMemberTypes` (no dot) filters every app role out: the assignment gets no role.
+    let b = block_at(r004, 2072);
+    assert_eq!(status(b), "broken");
+    assert!(
+        reason(b).contains("the pipeline item's property is `$_.AllowedMemberTypes`"),
+        "{}",
+        reason(b)
+    );
+    // `$setting = ...` then `-Setting $settings`.
+    let b = block_at(r004, 8044);
+    assert_eq!(status(b), "broken");
+    assert!(
+        reason(b).contains("`$settings` is not what L8042 just set (`$setting`)"),
+        "{}",
+        reason(b)
+    );
     // Data-plane and directory commands are replayed as today's tools send them.
     assert_eq!(status(block_at(r004, 2799)), "works");
     let b = block_at(r004, 2826);

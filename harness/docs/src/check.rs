@@ -1292,6 +1292,31 @@ fn check_variable_names(blocks: &[BlockAnalysis], out: &mut Vec<Finding>) {
         }
     }
     for a in blocks {
+        // `$_AllowedMemberTypes`: a variable of its own, not the pipeline item's property.
+        for l in &a.logical {
+            let t = &l.text;
+            let mut from = 0;
+            while let Some(i) = t[from..].find("$_").map(|i| i + from) {
+                let rest = &t[i + 2..];
+                let word: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                if word.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+                    out.push(finding(
+                        FindingKind::InvalidSyntax,
+                        Severity::Error,
+                        l.start_line,
+                        l.end_line,
+                        a.block.index,
+                        format!(
+                            "`$_{word}` is an (unset) variable of its own; the pipeline item's property is `$_.{word}`"
+                        ),
+                    ));
+                }
+                from = i + 2;
+            }
+        }
         for (line, c) in &a.cmdlets {
             // What the reader's session holds at this line, in this article.
             let before: Vec<(&str, usize)> = all
@@ -1714,6 +1739,26 @@ fn actionable_status(
     }
     if let Some(f) = first_with(findings, Severity::Warning) {
         return (Status::Drifted, with_more(f, findings, Severity::Warning));
+    }
+    // Commands the checker did not run: the block is only partly checked.
+    let skipped: Vec<String> = a
+        .ops
+        .iter()
+        .filter_map(|o| match &o.action {
+            Action::Unmapped { why } if !results.is_empty() && !is_executable(o) => {
+                Some(format!("L{}: {why}", o.line))
+            }
+            _ => None,
+        })
+        .collect();
+    if !skipped.is_empty() {
+        return (
+            Status::NotCheckable,
+            format!(
+                "partly checked: the other commands ran; {}",
+                skipped.join("; ")
+            ),
+        );
     }
     if results.is_empty() {
         let why = if a.ops.is_empty() {
