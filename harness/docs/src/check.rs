@@ -1300,7 +1300,7 @@ fn check_variable_names(blocks: &[BlockAnalysis], out: &mut Vec<Finding>) {
                 let rest = &t[i + 2..];
                 let word: String = rest
                     .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .take_while(char::is_ascii_alphanumeric)
                     .collect();
                 if word.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
                     out.push(finding(
