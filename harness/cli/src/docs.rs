@@ -1224,6 +1224,14 @@ impl FakeDocsWorld {
         })
     }
 
+    pub(crate) fn identities(&self) -> WorldIdentities<'_> {
+        WorldIdentities {
+            uami_client: &self.uami_client_id,
+            uami_principal: &self.uami_principal_id,
+            vm_principal: &self.vm_principal_id,
+        }
+    }
+
     /// One line per fact (the text report indents them, Markdown joins them).
     pub fn describe(&self) -> String {
         let mut s = format!(
@@ -1764,10 +1772,16 @@ impl FakeExecutor {
                     .cloud
                     .imds_url(&w.host_vm_id)
                     .ok_or("the VM has no IMDS endpoint")?;
-                Ok(format!("{base}{}", self.sample_identity(rest)))
+                Ok(format!(
+                    "{base}{}",
+                    sample_identity(rest, &self.world.identities())
+                ))
             }
             Service::Extension => match w.cloud.extension_url(&w.host_vm_id) {
-                Some(base) => Ok(format!("{base}{}", self.sample_identity(rest))),
+                Some(base) => Ok(format!(
+                    "{base}{}",
+                    sample_identity(rest, &self.world.identities())
+                )),
                 None => {
                     Err("the VM extension endpoint is not running (extension not installed)".into())
                 }
@@ -1784,7 +1798,7 @@ impl FakeExecutor {
                 Ok(format!(
                     "{}{}",
                     w.cloud.arm_url(),
-                    self.sample_subscription(rest)
+                    sample_subscription(rest, &self.world.subscription_id)
                 ))
             }
             Service::Local | Service::Unknown => Err(format!(
@@ -1928,57 +1942,6 @@ impl FakeExecutor {
         Some(r)
     }
 
-    /// `/subscriptions/<sample GUID>/` stands for the reader's subscription.
-    fn sample_subscription(&self, path: &str) -> String {
-        let lower = path.to_ascii_lowercase();
-        let Some(i) = lower.find("/subscriptions/") else {
-            return path.to_string();
-        };
-        let start = i + "/subscriptions/".len();
-        let end = path[start..]
-            .find(['/', '?'])
-            .map_or(path.len(), |j| start + j);
-        let seg = &path[start..end];
-        if seg != self.world.subscription_id && mic_docs::placeholder::looks_like_guid(seg) {
-            format!(
-                "{}{}{}",
-                &path[..start],
-                self.world.subscription_id,
-                &path[end..]
-            )
-        } else {
-            path.to_string()
-        }
-    }
-
-    /// A sample GUID in `client_id=` / `object_id=` stands for the reader's identity.
-    fn sample_identity(&self, rest: &str) -> String {
-        let Some((path, query)) = rest.split_once('?') else {
-            return rest.to_string();
-        };
-        let w = &self.world;
-        let parts: Vec<String> = query
-            .split('&')
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                let known = [&w.uami_client_id, &w.uami_principal_id, &w.vm_principal_id];
-                if mic_docs::placeholder::looks_like_guid(v)
-                    && !known.iter().any(|x| x.eq_ignore_ascii_case(v))
-                {
-                    match k.to_ascii_lowercase().as_str() {
-                        "client_id" => return format!("{k}={}", w.uami_client_id),
-                        "object_id" | "principal_id" => {
-                            return format!("{k}={}", w.uami_principal_id);
-                        }
-                        _ => {}
-                    }
-                }
-                p.to_string()
-            })
-            .collect();
-        format!("{path}?{}", parts.join("&"))
-    }
-
     async fn send(&self, req: &ResolvedRequest, url: String) -> Result<ExecResponse, String> {
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|e| format!("method `{}`: {e}", req.method))?;
@@ -2058,6 +2021,58 @@ impl FakeExecutor {
             body,
         })
     }
+}
+
+/// `/subscriptions/<sample GUID>/` stands for the reader's subscription `sub`.
+pub(crate) fn sample_subscription(path: &str, sub: &str) -> String {
+    let lower = path.to_ascii_lowercase();
+    let Some(i) = lower.find("/subscriptions/") else {
+        return path.to_string();
+    };
+    let start = i + "/subscriptions/".len();
+    let end = path[start..]
+        .find(['/', '?'])
+        .map_or(path.len(), |j| start + j);
+    let seg = &path[start..end];
+    if seg != sub && mic_docs::placeholder::looks_like_guid(seg) {
+        format!("{}{sub}{}", &path[..start], &path[end..])
+    } else {
+        path.to_string()
+    }
+}
+
+/// The world's identities a sample GUID in an IMDS query may stand for.
+pub(crate) struct WorldIdentities<'a> {
+    pub uami_client: &'a str,
+    pub uami_principal: &'a str,
+    pub vm_principal: &'a str,
+}
+
+/// A sample GUID in `client_id=` / `object_id=` stands for the reader's identity.
+pub(crate) fn sample_identity(rest: &str, w: &WorldIdentities<'_>) -> String {
+    let Some((path, query)) = rest.split_once('?') else {
+        return rest.to_string();
+    };
+    let known = [w.uami_client, w.uami_principal, w.vm_principal];
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            if mic_docs::placeholder::looks_like_guid(v)
+                && !known.iter().any(|x| x.eq_ignore_ascii_case(v))
+            {
+                match k.to_ascii_lowercase().as_str() {
+                    "client_id" => return format!("{k}={}", w.uami_client),
+                    "object_id" | "principal_id" => {
+                        return format!("{k}={}", w.uami_principal);
+                    }
+                    _ => {}
+                }
+            }
+            p.to_string()
+        })
+        .collect();
+    format!("{path}?{}", parts.join("&"))
 }
 
 /// The `data_tokens` key of a data-plane service (`""` for the others).

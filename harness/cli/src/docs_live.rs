@@ -747,53 +747,6 @@ impl LiveExecutor {
         Self { handle, world }
     }
 
-    /// `/subscriptions/<sample GUID>/` stands for the reader's subscription.
-    fn sample_subscription(&self, path: &str) -> String {
-        let sub = &self.world.subscription_id;
-        let lower = path.to_ascii_lowercase();
-        let Some(i) = lower.find("/subscriptions/") else {
-            return path.to_string();
-        };
-        let start = i + "/subscriptions/".len();
-        let end = path[start..]
-            .find(['/', '?'])
-            .map_or(path.len(), |j| start + j);
-        let seg = &path[start..end];
-        if seg != sub && mic_docs::placeholder::looks_like_guid(seg) {
-            format!("{}{sub}{}", &path[..start], &path[end..])
-        } else {
-            path.to_string()
-        }
-    }
-
-    /// A sample GUID in `client_id=` / `object_id=` stands for the reader's identity.
-    fn sample_identity(&self, rest: &str) -> String {
-        let Some((path, query)) = rest.split_once('?') else {
-            return rest.to_string();
-        };
-        let w = &self.world;
-        let known = [&w.uami_client_id, &w.uami_principal_id, &w.vm_principal_id];
-        let parts: Vec<String> = query
-            .split('&')
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                if mic_docs::placeholder::looks_like_guid(v)
-                    && !known.iter().any(|x| x.eq_ignore_ascii_case(v))
-                {
-                    match k.to_ascii_lowercase().as_str() {
-                        "client_id" => return format!("{k}={}", w.uami_client_id),
-                        "object_id" | "principal_id" => {
-                            return format!("{k}={}", w.uami_principal_id);
-                        }
-                        _ => {}
-                    }
-                }
-                p.to_string()
-            })
-            .collect();
-        format!("{path}?{}", parts.join("&"))
-    }
-
     fn request(req: &ResolvedRequest, url: String, body: Option<String>) -> HttpRequest {
         let mut out = HttpRequest::new(&req.method, url);
         for (k, v) in &req.headers {
@@ -826,7 +779,17 @@ impl LiveExecutor {
     }
 
     async fn in_host(&self, req: &ResolvedRequest, rest: &str) -> Result<ExecResponse, String> {
-        let url = format!("{IMDS_BASE}{}", self.sample_identity(rest));
+        let url = format!(
+            "{IMDS_BASE}{}",
+            crate::docs::sample_identity(
+                rest,
+                &crate::docs::WorldIdentities {
+                    uami_client: &self.world.uami_client_id,
+                    uami_principal: &self.world.uami_principal_id,
+                    vm_principal: &self.world.vm_principal_id
+                }
+            )
+        );
         let http = Self::request(req, url, req.body.clone());
         let w = &self.world;
         match w.deployer.send(Route::InHost(&w.host_vm_id), http).await {
@@ -1008,7 +971,10 @@ impl LiveExecutor {
         if req.inferred && !rest.to_ascii_lowercase().contains("api-version=") {
             return Err("CLI/PowerShell command: the api-version its tool sends is not known to the checker yet; not sent".into());
         }
-        let path = w.map_groups(&self.sample_subscription(rest));
+        let path = w.map_groups(&crate::docs::sample_subscription(
+            rest,
+            &self.world.subscription_id,
+        ));
         let method = req.method.to_ascii_uppercase();
         if let Some(why) = self.arm_refusal(&method, &path, req.inferred, req.body.as_deref()) {
             return Err(why);
@@ -1111,7 +1077,10 @@ impl Executor for LiveExecutor {
         let req = req.as_ref();
         // What the live world does not have is the reason, before missing values.
         if req.service == Service::Arm {
-            let path = self.world.map_groups(&self.sample_subscription(rest));
+            let path = self.world.map_groups(&crate::docs::sample_subscription(
+                rest,
+                &self.world.subscription_id,
+            ));
             if let Some(why) = self.arm_refusal(
                 &req.method.to_ascii_uppercase(),
                 &path,
