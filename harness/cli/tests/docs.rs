@@ -1,6 +1,8 @@
 //! `mic docs check` end to end: the seed articles against the fake cloud, and mutations of a
 //! correct article flagged at the right line (through the CLI, JSON report).
 
+mod common;
+use common::{block_at, reason, status};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -33,26 +35,6 @@ fn article<'a>(reports: &'a [Value], name: &str) -> &'a Value {
         .iter()
         .find(|r| r["article"] == name)
         .unwrap_or_else(|| panic!("no report for {name}"))
-}
-
-/// The block whose lines contain `line`.
-fn block_at(report: &Value, line: u64) -> &Value {
-    report["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| {
-            b["start_line"].as_u64().unwrap() <= line && line <= b["end_line"].as_u64().unwrap()
-        })
-        .unwrap_or_else(|| panic!("no block at L{line}"))
-}
-
-fn status(b: &Value) -> &str {
-    b["status"].as_str().unwrap()
-}
-
-fn reason(b: &Value) -> &str {
-    b["reason"].as_str().unwrap()
 }
 
 fn has_finding(b: &Value, kind: &str, line: u64) -> bool {

@@ -6,6 +6,8 @@
 //! (no resource group, no ledger left), a Ctrl-C still tears down, no token reaches the
 //! report, and a missing variable gives the clear error and exit 2.
 
+mod common;
+use common::{block_at, reason, status};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -81,25 +83,6 @@ async fn run(mut c: Command) -> Output {
     tokio::task::spawn_blocking(move || c.output().unwrap())
         .await
         .unwrap()
-}
-
-fn block_at(report: &Value, line: u64) -> &Value {
-    report["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| {
-            b["start_line"].as_u64().unwrap() <= line && line <= b["end_line"].as_u64().unwrap()
-        })
-        .unwrap_or_else(|| panic!("no block at L{line}"))
-}
-
-fn status(b: &Value) -> &str {
-    b["status"].as_str().unwrap()
-}
-
-fn reason(b: &Value) -> &str {
-    b["reason"].as_str().unwrap()
 }
 
 /// JWT-shaped strings (three base64url parts, long): a real token leaked into the output.
