@@ -168,6 +168,15 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// `number 3599`, `string "x"`, `null`.
+fn typed(v: &Value) -> String {
+    if v.is_null() {
+        "null".into()
+    } else {
+        format!("{} {}", type_name(v), show(v))
+    }
+}
+
 fn show(v: &Value) -> String {
     let s = v.to_string();
     if s.chars().count() > 60 {
@@ -246,11 +255,9 @@ fn walk(doc: &Value, actual: &Value, path: &str, out: &mut Vec<Difference>) {
             out.push(Difference {
                 path: path.to_string(),
                 message: format!(
-                    "{path}: doc shows {} {}, service returns {} {}",
-                    type_name(d),
-                    show(d),
-                    type_name(a),
-                    show(a)
+                    "{path}: doc shows {}, service returns {}",
+                    typed(d),
+                    typed(a)
                 ),
                 drift: true,
             });

@@ -769,7 +769,8 @@ fn project(
                 .unwrap_or(resp.body.len() as u64);
             json!({
                 "container": container_name(&req.url),
-                "content": "",
+                // The bytes go to `--file`: the printed blob carries no content.
+                "content": null,
                 "contentMd5": null,
                 "deleted": false,
                 "metadata": {},
