@@ -1174,6 +1174,7 @@ impl FakeDocsWorld {
             .set("identity_name", UAMI)
             .set("identity_id", uami_id.clone())
             .set("client_id", uami_client_id.clone())
+            .set("uami_principal_id", uami_principal_id.clone())
             .set("principal_id", vm_principal_id.clone())
             .set("tenant_id", cloud.tenant_id())
             .set("location", loc)

@@ -217,6 +217,17 @@ fn seed_articles_against_the_fake_cloud() {
         "{}",
         reason(b)
     );
+    // `--scope ".../resourcegroups/<RESOURCE GROUP> "`: the trailing space reaches ARM.
+    let b = block_at(r004, 3749);
+    assert_eq!(status(b), "broken");
+    assert!(
+        reason(b).contains("Resource group 'myResourceGroup ' could not be found"),
+        "{}",
+        reason(b)
+    );
+    // A raw request printed on one line with a quoted URL runs, and is flagged.
+    let b = block_at(r004, 7508);
+    assert_eq!(status(b), "drifted", "{}", reason(b));
     // `$setting = ...` then `-Setting $settings`.
     let b = block_at(r004, 8044);
     assert_eq!(status(b), "broken");

@@ -286,6 +286,18 @@ fn check_op(op: &DocOperation, a: &BlockAnalysis, out: &mut Vec<Finding>) {
     let bi = a.block.index;
     let (line, end) = (op.line, op.end_line);
     for issue in &op.issues {
+        // Notes: the example runs, but is not written as the format says.
+        if let Some(note) = issue.strip_prefix("note: ") {
+            out.push(finding(
+                FindingKind::InvalidSyntax,
+                Severity::Warning,
+                line,
+                end,
+                bi,
+                note.to_string(),
+            ));
+            continue;
+        }
         let kind = if issue.contains("Metadata") {
             FindingKind::MalformedHeader
         } else {
@@ -1204,7 +1216,8 @@ fn sample_group(
     {
         let msg = v["error"]["message"].as_str().unwrap_or_default();
         let name = msg.split('\'').nth(1).unwrap_or_default();
-        if !created.iter().any(|g| g.eq_ignore_ascii_case(name)) {
+        // `"<RESOURCE GROUP> "`: a name with spaces around it is the example's own mistake.
+        if name == name.trim() && !created.iter().any(|g| g.eq_ignore_ascii_case(name)) {
             return Err(format!(
                 "needs resource group `{name}`, which no example of the article creates (it stands for the reader's own)"
             ));

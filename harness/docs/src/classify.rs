@@ -200,7 +200,11 @@ pub fn classify(
             "starts with an HTTP status line",
         );
     }
-    if raw_http::is_request_line(first) {
+    if raw_http::is_request_line(first)
+        || raw_http::split_inline(first)
+            .first()
+            .is_some_and(|l| l != first && raw_http::is_request_line(l))
+    {
         return c(
             BlockKind::HttpRequest,
             "raw-http",

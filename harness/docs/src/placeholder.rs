@@ -35,7 +35,7 @@ pub fn normalise(name: &str) -> String {
             "resource_group"
         }
         "ACCESSTOKEN" | "ARMTOKEN" | "TOKEN" | "BEARERTOKEN" => "access_token",
-        "VMNAME" | "VIRTUALMACHINENAME" | "VM" => "vm_name",
+        "VMNAME" | "VIRTUALMACHINENAME" | "VM" | "VMORAPPLICATIONNAME" => "vm_name",
         "VMSSNAME" | "VIRTUALMACHINESCALESETNAME" => "vmss_name",
         "MSINAME" | "USERASSIGNEDIDENTITYNAME" | "IDENTITYNAME" | "UAMINAME" => "identity_name",
         "MSIID" | "USERASSIGNEDIDENTITYID" | "USERASSIGNEDIDENTITY" | "IDENTITYID" => "identity_id",
@@ -43,7 +43,14 @@ pub fn normalise(name: &str) -> String {
         "LOCATION" | "REGION" => "location",
         "STORAGEACCOUNT" | "STORAGEACCOUNTNAME" => "storage_account",
         "COSMOSDBACCOUNTNAME" | "COSMODSDBACCOUNTNAME" | "COSMOSDBACCOUNT" => "cosmos_account",
-        "PRINCIPALID" | "MIPRINCIPALID" | "VMOBJECTID" | "OBJECTID" => "principal_id",
+        "PRINCIPALID"
+        | "MIPRINCIPALID"
+        | "VMOBJECTID"
+        | "OBJECTID"
+        | "OBJECTIDOFVMSERVICEPRINCIPAL" => "principal_id",
+        "UAMIPRINCIPALID" | "USERASSIGNEDIDENTITYPRINCIPALID" | "MSIPRINCIPALID" => {
+            "uami_principal_id"
+        }
         "TENANTID" | "TENANT" => "tenant_id",
         _ => "",
     };

@@ -18,8 +18,50 @@ pub fn is_request_line(line: &str) -> bool {
         && it.next().is_none()
 }
 
+/// A request printed on one line, `GET 'https://...' HTTP/1.1 Metadata: true`: the request
+/// line (target unquoted) and the header after the version as lines of their own. Other lines
+/// come back unchanged.
+pub fn split_inline(line: &str) -> Vec<String> {
+    let t = line.trim();
+    let Some(v) = t.find(" HTTP/1.") else {
+        return vec![line.to_string()];
+    };
+    let version_end = (v + " HTTP/1.x".len()).min(t.len());
+    if !t.is_char_boundary(version_end) {
+        return vec![line.to_string()];
+    }
+    let (request, rest) = t.split_at(version_end);
+    let mut parts = request.splitn(2, ' ');
+    let method = parts.next().unwrap_or_default();
+    let target_and_version = parts.next().unwrap_or_default();
+    let Some((target, version)) = target_and_version.rsplit_once(' ') else {
+        return vec![line.to_string()];
+    };
+    let target = target.trim().trim_matches(|c| c == '\'' || c == '"');
+    let mut out = vec![format!("{method} {target} {version}")];
+    let rest = rest.trim();
+    if !rest.is_empty() {
+        out.push(rest.to_string());
+    }
+    out
+}
+
 /// Parse a raw HTTP request. `lines` are the block lines (already re-joined where wrapped).
 pub fn parse(lines: &[String]) -> Result<HttpRequest, ParseError> {
+    let mut inline = false;
+    let lines: Vec<String> = match lines.iter().position(|l| !l.trim().is_empty()) {
+        Some(i) => {
+            let split = split_inline(&lines[i]);
+            inline = split.len() > 1 || split[0] != lines[i].trim();
+            lines[..i]
+                .iter()
+                .cloned()
+                .chain(split)
+                .chain(lines[i + 1..].iter().cloned())
+                .collect()
+        }
+        None => lines.to_vec(),
+    };
     let mut iter = lines
         .iter()
         .map(|l| l.trim())
@@ -54,6 +96,11 @@ pub fn parse(lines: &[String]) -> Result<HttpRequest, ParseError> {
     let target = crate::placeholder::unprotect(parts.next().unwrap_or_default());
     let mut headers = Vec::new();
     let mut issues = Vec::new();
+    if inline {
+        issues.push(
+            "note: the request is printed on one line with a quoted URL; raw HTTP puts each header on its own line and does not quote the target (sent as the reader would)".to_string(),
+        );
+    }
     let mut body_lines = Vec::new();
     let mut in_body = false;
     for l in iter {
@@ -97,6 +144,17 @@ pub fn parse(lines: &[String]) -> Result<HttpRequest, ParseError> {
 
 #[cfg(test)]
 mod tests {
+    use rstest::rstest as table;
+
+    #[table]
+    #[case("GET 'http://169.254.169.254/x?a=1' HTTP/1.1 Metadata: true", &["GET http://169.254.169.254/x?a=1 HTTP/1.1", "Metadata: true"])]
+    #[case("GET https://h/x HTTP/1.1", &["GET https://h/x HTTP/1.1"])]
+    #[case("GET https://h/x", &["GET https://h/x"])]
+    #[case("GET x HTTP/1.\u{e9}", &["GET x HTTP/1.\u{e9}"])]
+    fn one_line_requests(#[case] line: &str, #[case] want: &[&str]) {
+        assert_eq!(split_inline(line), want);
+    }
+
     use super::*;
     use rstest::rstest;
 
@@ -107,7 +165,7 @@ mod tests {
     #[rstest]
     #[case::imds(
         "GET 'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/' HTTP/1.1 Metadata: true",
-        None
+        Some(("GET", "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/", 1))
     )]
     #[case::abs(
         "GET http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/ HTTP/1.1\nMetadata: true",
