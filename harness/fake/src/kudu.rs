@@ -36,7 +36,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
-use crate::arm::runcommand::{frame_no_answer, frame_response};
+use crate::arm::runcommand::frame_no_answer;
 use crate::server::ServerHandle;
 use crate::world::{HostKind, State as WorldState, World, host_key};
 
@@ -501,49 +501,14 @@ async fn execute(plan: &CurlPlan) -> String {
             "curl: (3) URL using bad/illegal format or missing URL",
         );
     }
-    let Some(client) = crate::arm::runcommand::client() else {
-        return frame_no_answer(nonce, 2, "the HTTP client could not start");
-    };
-    let Ok(method) = reqwest::Method::from_bytes(plan.method.as_bytes()) else {
-        return frame_no_answer(nonce, 3, "bad method");
-    };
-    let mut rb = client.request(method, &plan.url);
-    for (n, v) in &plan.headers {
-        rb = rb.header(n, v);
-    }
-    if let Some(b) = &plan.body {
-        rb = rb.body(b.clone());
-    }
-    let resp = match rb.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let exit = if e.is_builder() {
-                3
-            } else if e.is_timeout() {
-                28
-            } else if e.is_connect() {
-                7
-            } else {
-                56
-            };
-            return frame_no_answer(nonce, exit, &format!("curl: ({exit}) {e}"));
-        }
-    };
-    let status = resp.status().as_u16();
-    let headers: Vec<(String, String)> = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    match resp.bytes().await {
-        Ok(body) => frame_response(nonce, status, &headers, &body),
-        Err(e) => frame_no_answer(nonce, 56, &format!("curl: (56) {e}")),
-    }
+    crate::arm::runcommand::send_framed(
+        nonce,
+        &plan.method,
+        &plan.url,
+        &plan.headers,
+        plan.body.as_ref(),
+    )
+    .await
 }
 
 #[cfg(test)]

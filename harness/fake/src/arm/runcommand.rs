@@ -376,7 +376,7 @@ pub(crate) fn handle(world: &Arc<World>, req: &Req, target: Target) -> ArmResult
     ))
 }
 
-pub(crate) fn client() -> Option<&'static reqwest::Client> {
+fn client() -> Option<&'static reqwest::Client> {
     static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
@@ -419,30 +419,44 @@ async fn send_from_host(world: &World, host: &str, m: &MarkedRequest, windows: b
         (_, Some(None)) => return refused("localhost port 50342"),
         (None, None) => m.url.clone(),
     };
+    send_framed(&m.nonce, &m.method, &url, &m.headers, m.body.as_ref()).await
+}
+
+/// Send what the in-host script's `curl` would, and frame the answer (or curl's failure) the
+/// way the script prints it. Shared by Run Command and the Kudu command API.
+pub(crate) async fn send_framed(
+    nonce: &str,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&Vec<u8>>,
+) -> String {
     let Some(client) = client() else {
-        return frame_no_answer(&m.nonce, 2, "the HTTP client could not start");
+        return frame_no_answer(nonce, 2, "the HTTP client could not start");
     };
-    let Ok(method) = reqwest::Method::from_bytes(m.method.as_bytes()) else {
-        return frame_no_answer(&m.nonce, 3, "bad method");
+    let Ok(method) = reqwest::Method::from_bytes(method.as_bytes()) else {
+        return frame_no_answer(nonce, 3, "bad method");
     };
-    let mut rb = client.request(method, &url);
-    for (n, v) in &m.headers {
+    let mut rb = client.request(method, url);
+    for (n, v) in headers {
         rb = rb.header(n, v);
     }
-    if let Some(b) = &m.body {
+    if let Some(b) = body {
         rb = rb.body(b.clone());
     }
     let resp = match rb.send().await {
         Ok(r) => r,
         Err(e) => {
-            let exit = if e.is_timeout() {
+            let exit = if e.is_builder() {
+                3
+            } else if e.is_timeout() {
                 28
             } else if e.is_connect() {
                 7
             } else {
                 56
             };
-            return frame_no_answer(&m.nonce, exit, &format!("curl: ({exit}) {e}"));
+            return frame_no_answer(nonce, exit, &format!("curl: ({exit}) {e}"));
         }
     };
     let status = resp.status().as_u16();
@@ -457,8 +471,8 @@ async fn send_from_host(world: &World, host: &str, m: &MarkedRequest, windows: b
         })
         .collect();
     match resp.bytes().await {
-        Ok(body) => frame_response(&m.nonce, status, &headers, &body),
-        Err(e) => frame_no_answer(&m.nonce, 56, &format!("curl: (56) {e}")),
+        Ok(body) => frame_response(nonce, status, &headers, &body),
+        Err(e) => frame_no_answer(nonce, 56, &format!("curl: (56) {e}")),
     }
 }
 
