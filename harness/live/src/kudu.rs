@@ -144,39 +144,12 @@ pub fn linux_script(req: &HttpRequest, nonce: &str) -> String {
 
 /// The PowerShell script (Windows sites).
 pub fn windows_script(req: &HttpRequest, nonce: &str) -> String {
-    let mut headers = Vec::new();
-    let mut content_type = None;
-    for (n, v) in &req.headers {
-        if n.eq_ignore_ascii_case("content-type") {
-            content_type = Some(v.clone());
-        } else {
-            headers.push(format!("{} = {}", ps_quote(n), ps_expr(v)));
-        }
-    }
-    let mut lines = vec![
+    let preamble = vec![
         format!("# mic in-host request v1 {nonce}"),
-        "$ProgressPreference = 'SilentlyContinue'".to_string(),
         "$micEp = if ($env:IDENTITY_ENDPOINT) { $env:IDENTITY_ENDPOINT } else { $env:MSI_ENDPOINT }".to_string(),
         "$micHd = if ($env:IDENTITY_HEADER) { $env:IDENTITY_HEADER } else { $env:MSI_SECRET }".to_string(),
-        "$micExit = 0; $micErr = ''; $micHead = ''; [byte[]]$micBody = @()".to_string(),
-        format!(
-            "$micArgs = @{{ Uri = {}; Method = {}; Headers = @{{ {} }}; UseBasicParsing = $true; TimeoutSec = 60; ErrorAction = 'Stop' }}",
-            ps_expr(&req.url),
-            ps_quote(&req.method),
-            headers.join("; ")
-        ),
     ];
-    if let Some(ct) = content_type {
-        lines.push(format!("$micArgs.ContentType = {}", ps_quote(&ct)));
-    }
-    if let Some(b) = &req.body {
-        lines.push(format!(
-            "$micArgs.Body = [Convert]::FromBase64String({})",
-            ps_quote(&B64.encode(b))
-        ));
-    }
-    lines.extend(runcommand::powershell_frame_lines(nonce));
-    lines.join("\r\n") + "\r\n"
+    runcommand::powershell_request_lines(req, nonce, preamble, ps_expr).join("\r\n") + "\r\n"
 }
 
 /// Why a Kudu answer could not be turned into a response.

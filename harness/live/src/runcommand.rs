@@ -158,26 +158,38 @@ pub(crate) fn shell_frame_lines(nonce: &str) -> Vec<String> {
 }
 
 fn powershell_script(req: &HttpRequest, nonce: &str) -> Vec<String> {
+    powershell_request_lines(req, nonce, vec![request_marker(req, nonce)], ps_quote)
+}
+
+/// A PowerShell script sending `req` with `Invoke-WebRequest` and printing the frame:
+/// `preamble` first (marker, variables), URL and header values written with `value` (quoted
+/// literally, or as expressions that expand the host's own variables).
+pub(crate) fn powershell_request_lines(
+    req: &HttpRequest,
+    nonce: &str,
+    preamble: Vec<String>,
+    value: fn(&str) -> String,
+) -> Vec<String> {
     let mut headers = Vec::new();
     let mut content_type = None;
     for (n, v) in &req.headers {
         if n.eq_ignore_ascii_case("content-type") {
             content_type = Some(v.clone());
         } else {
-            headers.push(format!("{} = {}", ps_quote(n), ps_quote(v)));
+            headers.push(format!("{} = {}", ps_quote(n), value(v)));
         }
     }
-    let mut lines = vec![
-        request_marker(req, nonce),
+    let mut lines = preamble;
+    lines.extend([
         "$ProgressPreference = 'SilentlyContinue'".into(),
         "$micExit = 0; $micErr = ''; $micHead = ''; [byte[]]$micBody = @()".into(),
         format!(
             "$micArgs = @{{ Uri = {}; Method = {}; Headers = @{{ {} }}; UseBasicParsing = $true; TimeoutSec = 60; ErrorAction = 'Stop' }}",
-            ps_quote(&req.url),
+            value(&req.url),
             ps_quote(&req.method),
             headers.join("; ")
         ),
-    ];
+    ]);
     if let Some(ct) = content_type {
         lines.push(format!("$micArgs.ContentType = {}", ps_quote(&ct)));
     }
